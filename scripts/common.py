@@ -1,0 +1,122 @@
+"""Small I/O helpers shared by the data scripts: atomic writes, record reading with row numbers,
+a seeded train/val split, dataset_info.json registration and rejection reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATASET_INFO = REPO_ROOT / "dataset_info.json"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write through a temporary sibling and rename, so readers never see a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def dump_json(obj: Any) -> str:
+    """The one JSON layout for files we write: UTF-8 text, stable indentation, trailing newline."""
+    return json.dumps(obj, ensure_ascii=False, indent=2) + "\n"
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, dump_json(obj))
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+@dataclass(frozen=True)
+class Rejection:
+    file: str
+    row: int  # 0-based index of the record in its file (line index for JSONL)
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: row {self.row}: field '{self.field}': {self.reason}"
+
+
+def read_records(path: Path) -> Iterator[tuple[int, Any, Rejection | None]]:
+    """Yield (row, record, None) for each record of a JSON list or JSONL file, or
+    (row, None, Rejection) for a line that is not valid JSON. A file that cannot be read at all
+    exits with a message naming it: there is nothing to convert."""
+    path = Path(path)
+    if not path.is_file():
+        sys.exit(f"error: input file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as exc:
+            sys.exit(f"error: {path}: not valid JSON ({exc}); a JSON list or JSONL file is expected")
+        for row, record in enumerate(records):
+            yield row, record, None
+        return
+    for row, line in enumerate(text.splitlines()):
+        if not line.strip():
+            continue
+        try:
+            yield row, json.loads(line), None
+        except json.JSONDecodeError as exc:
+            yield row, None, Rejection(str(path), row, "<line>", f"not valid JSON: {exc.msg}")
+
+
+def split_train_val(rows: list, val_ratio: float, seed: int) -> tuple[list, list]:
+    """Seeded shuffle, then the first ceil-free `round(n * val_ratio)` rows (at least 1 when
+    val_ratio > 0 and n > 1) are validation. Same rows, same seed: same split."""
+    if not 0.0 <= val_ratio < 1.0:
+        raise ValueError(f"val_ratio must be in [0, 1), got {val_ratio}")
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    n_val = round(len(rows) * val_ratio)
+    if val_ratio > 0 and len(rows) > 1:
+        n_val = max(n_val, 1)
+    val_idx = set(order[:n_val])
+    train = [rows[i] for i in order if i not in val_idx]
+    val = [rows[i] for i in order[:n_val]]
+    return train, val
+
+
+def register_datasets(entries: dict[str, dict], info_path: Path = DATASET_INFO) -> None:
+    """Add or replace entries in dataset_info.json, keeping the others; keys sorted so that the
+    file does not depend on which prepare script ran first."""
+    info_path = Path(info_path)
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    info.update(entries)
+    write_json(info_path, dict(sorted(info.items())))
+
+
+def relative_to_repo(path: Path) -> str:
+    """dataset_info.json lives at the repo root and recipes use `dataset_dir: .`, so file names
+    are stored relative to the root."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def report(script: str, read: int, converted: int, rejections: list[Rejection], extra: str = "") -> None:
+    for rejection in rejections:
+        print(f"REJECTED {rejection}", file=sys.stderr)
+    print(f"{script}: {read} rows read, {converted} converted, {len(rejections)} rejected{extra}")

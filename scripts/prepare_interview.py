@@ -1,0 +1,199 @@
+"""Convert raw interview data into LLaMA-Factory ShareGPT files and register them.
+
+    python -m scripts.prepare_interview [--input FILE ...] [--output-dir data/interview]
+        [--val-ratio 0.1] [--seed 42] [--name interview]
+
+Accepts, in JSON-list or JSONL files, two kinds of record (detected per record):
+  - a whole dialogue (data/schema/interview_dialogue.schema.json): every interviewer turn becomes an
+    assistant turn, so the model learns to follow up, change topic and close;
+  - a single generation task in seed 001's schema (data/schema/interview_task.schema.json):
+    task / context / user_answer / speech_analysis -> expected_output.
+Every row gets seed 000's system prompt. Rows that fail validation are reported with file, row
+index, field and reason and are left out; nothing else is dropped. Output: DIR/train.json and
+DIR/val.json (90/10, seeded), registered in dataset_info.json as NAME_train and NAME_val.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
+from scripts.common import (
+    Rejection,
+    read_records,
+    register_datasets,
+    relative_to_repo,
+    report,
+    split_train_val,
+    write_json,
+)
+from scripts.prompts import INTERVIEWER_SYSTEM_PROMPT, MAX_INTERVIEWER_ROUNDS
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "data" / "schema"
+DEFAULT_INPUT = Path("data/raw/interview_dialogues.jsonl")
+DEFAULT_OUTPUT_DIR = Path("data/interview")
+
+ROLE_TO_SHAREGPT = {"candidate": "human", "interviewer": "gpt"}
+TASK_INSTRUCTIONS = {
+    "generate_follow_up": "请针对候选人的回答进行追问。",
+    "generate_question": "请提出一个新的面试问题。",
+    "closing": "请结束面试，给出打分和点评。",
+}
+
+
+def _validator(name: str) -> Draft202012Validator:
+    schema = json.loads((SCHEMA_DIR / name).read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+DIALOGUE_VALIDATOR = _validator("interview_dialogue.schema.json")
+TASK_VALIDATOR = _validator("interview_task.schema.json")
+
+
+def field_path(path) -> str:
+    """jsonschema's deque path as `messages[3].content`."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<record>"
+
+
+def schema_problem(validator: Draft202012Validator, record: Any) -> tuple[str, str] | None:
+    error = best_match(validator.iter_errors(record))
+    if error is None:
+        return None
+    return field_path(error.absolute_path), error.message
+
+
+def dialogue_problem(record: dict) -> tuple[str, str] | None:
+    """Rules the schema cannot say: turn order, round limit, a closing that states the score."""
+    messages = record["messages"]
+    if messages[0]["role"] != "candidate":
+        return "messages[0].role", "the candidate speaks first (a ShareGPT conversation starts with the user)"
+    for i in range(1, len(messages)):
+        if messages[i]["role"] == messages[i - 1]["role"]:
+            return f"messages[{i}].role", f"two '{messages[i]['role']}' turns in a row; roles must alternate"
+    if messages[-1]["role"] != "interviewer":
+        return f"messages[{len(messages) - 1}].role", "the interviewer speaks last (the closing turn)"
+    rounds = sum(m["role"] == "interviewer" for m in messages)
+    if rounds > MAX_INTERVIEWER_ROUNDS:
+        return "messages", f"{rounds} interviewer turns; at most {MAX_INTERVIEWER_ROUNDS}"
+    closing = messages[-1]["content"]
+    if not re.search(rf"(?<!\d){record['score']}\s*/\s*100", closing):
+        return f"messages[{len(messages) - 1}].content", f"the closing turn does not state the score {record['score']}/100"
+    return None
+
+
+def convert_dialogue(record: dict) -> dict:
+    return {
+        "id": record["id"],
+        "system": INTERVIEWER_SYSTEM_PROMPT,
+        "conversations": [
+            {"from": ROLE_TO_SHAREGPT[m["role"]], "value": m["content"]} for m in record["messages"]
+        ],
+    }
+
+
+def render_task_prompt(record: dict) -> str:
+    context = record["context"]
+    lines = [f"任务：{TASK_INSTRUCTIONS[record['task']]}", f"岗位：{context['job_title']}"]
+    if context.get("current_topic"):
+        lines.append(f"话题：{context['current_topic']}")
+    if context.get("resume"):
+        lines.append(f"简历技能：{'、'.join(context['resume'])}")
+    if context.get("current_question"):
+        lines.append(f"当前问题：{context['current_question']}")
+    if record.get("user_answer"):
+        lines.append(f"候选人回答：{record['user_answer']}")
+    speech = record.get("speech_analysis") or {}
+    if speech:
+        features = []
+        if "hesitation_score" in speech:
+            features.append(f"犹豫度 {speech['hesitation_score']:.2f}")
+        if "filler_count" in speech:
+            features.append(f"填充词 {speech['filler_count']} 个")
+        lines.append(f"语音特征：{'，'.join(features)}")
+    return "\n".join(lines)
+
+
+def convert_task(record: dict) -> dict:
+    return {
+        "system": INTERVIEWER_SYSTEM_PROMPT,
+        "conversations": [
+            {"from": "human", "value": render_task_prompt(record)},
+            {"from": "gpt", "value": record["expected_output"]},
+        ],
+    }
+
+
+def convert_record(record: Any) -> tuple[dict | None, tuple[str, str] | None]:
+    """(ShareGPT row, None) or (None, (field, reason))."""
+    if not isinstance(record, dict):
+        return None, ("<record>", f"expected a JSON object, got {type(record).__name__}")
+    if "messages" in record:
+        problem = schema_problem(DIALOGUE_VALIDATOR, record) or dialogue_problem(record)
+        return (None, problem) if problem else (convert_dialogue(record), None)
+    if "task" in record:
+        problem = schema_problem(TASK_VALIDATOR, record)
+        return (None, problem) if problem else (convert_task(record), None)
+    return None, ("<record>", "neither a dialogue ('messages') nor a generation task ('task')")
+
+
+def convert_files(paths: list[Path]) -> tuple[list[dict], list[Rejection], int]:
+    rows: list[dict] = []
+    rejections: list[Rejection] = []
+    seen_ids: dict[str, str] = {}
+    read = 0
+    for path in paths:
+        for row, record, bad_line in read_records(path):
+            read += 1
+            if bad_line is not None:
+                rejections.append(bad_line)
+                continue
+            converted, problem = convert_record(record)
+            if problem is None and "id" in converted:
+                where = f"{path}: row {row}"
+                if converted["id"] in seen_ids:
+                    problem = ("id", f"duplicate id '{converted['id']}' (first at {seen_ids[converted['id']]})")
+                else:
+                    seen_ids[converted["id"]] = where
+            if problem is not None:
+                rejections.append(Rejection(str(path), row, *problem))
+            else:
+                rows.append(converted)
+    return rows, rejections, read
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", type=Path, nargs="+", default=[DEFAULT_INPUT])
+    parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR)
+    parser.add_argument("--val-ratio", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--name", default="interview", help="dataset names become NAME_train / NAME_val")
+    args = parser.parse_args(argv)
+
+    rows, rejections, read = convert_files(args.input)
+    train, val = split_train_val(rows, args.val_ratio, args.seed)
+    train_path, val_path = args.output_dir / "train.json", args.output_dir / "val.json"
+    write_json(train_path, train)
+    write_json(val_path, val)
+    columns = {"messages": "conversations", "system": "system"}
+    register_datasets({
+        f"{args.name}_train": {"file_name": relative_to_repo(train_path), "formatting": "sharegpt", "columns": columns},
+        f"{args.name}_val": {"file_name": relative_to_repo(val_path), "formatting": "sharegpt", "columns": columns},
+    })
+    report("prepare_interview", read, len(rows), rejections,
+           f" ({len(train)} train -> {train_path}, {len(val)} val -> {val_path})")
+    return 0 if rows else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
