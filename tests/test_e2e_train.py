@@ -1,0 +1,62 @@
+"""End-to-end: llamafactory-cli trains with the repo's recipes and the eval driver scores the result."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+CLI = str(Path(sys.executable).parent / "llamafactory-cli")
+CPU = {"use_cpu": True, "bf16": False, "fp16": False, "preprocessing_num_workers": 1, "dataloader_num_workers": 0,
+       "report_to": "none"}
+
+
+def train(recipe: str, tmp_path: Path, **overrides) -> Path:
+    config = yaml.safe_load((REPO / "configs" / recipe).read_text(encoding="utf-8"))
+    config.update(CPU, output_dir=str(tmp_path / "sft"), **overrides)
+    config.pop("eval_dataset", None), config.pop("eval_strategy", None), config.pop("eval_steps", None)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
+    result = subprocess.run([CLI, "train", str(path)], cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return path
+
+
+@pytest.mark.slow
+def test_tiny_qwen3_trains_with_the_12gb_recipe_and_evaluates(tiny_qwen3, tmp_path):
+    recipe = train("interview_qwen3_0.6b_lora_sft_12gb.yaml", tmp_path, model_name_or_path=str(tiny_qwen3),
+                   max_steps=3, logging_steps=1, cutoff_len=256, per_device_train_batch_size=2,
+                   gradient_accumulation_steps=1, learning_rate=1e-3)
+    out = tmp_path / "sft"
+    assert (out / "adapter_model.safetensors").stat().st_size > 0
+    assert json.loads((out / "adapter_config.json").read_text())["r"] == 32
+    log = [json.loads(line) for line in (out / "trainer_log.jsonl").read_text().splitlines()]
+    assert [row["current_steps"] for row in log if "loss" in row] == [1, 2, 3]
+    assert (out / "training_loss.png").stat().st_size > 0
+
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
+    subprocess.run([sys.executable, "-m", "eval.run_eval", "--recipe", str(recipe), "--max-samples", "4",
+                    "--max-new-tokens", "8", "--output-dir", str(tmp_path / "eval")],
+                   cwd=REPO, env=env, check=True, capture_output=True)
+    report = json.loads((tmp_path / "eval/report.json").read_text(encoding="utf-8"))
+    assert set(report["results"]) == {"base", "tuned"}
+    assert report["meta"]["n"] == 4
+    assert set(report["results"]["tuned"]) == {"n", "bleu-4", "rouge-1", "rouge-2", "rouge-l"}
+    assert len((tmp_path / "eval/predictions_tuned.jsonl").read_text(encoding="utf-8").splitlines()) == 4
+    assert (tmp_path / "eval/metrics.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| tuned |" in (tmp_path / "eval/report.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_embedded_smollm2_cpu_recipe_trains_a_few_steps(smollm2, tmp_path):
+    train("interview_smollm2_lora_sft_cpu.yaml", tmp_path, max_steps=2, logging_steps=1, cutoff_len=128)
+    out = tmp_path / "sft"
+    assert (out / "adapter_model.safetensors").stat().st_size > 0
+    losses = [json.loads(line).get("loss") for line in (out / "trainer_log.jsonl").read_text().splitlines()]
+    assert all(loss is not None and 0 < loss < 20 for loss in losses)

@@ -1,0 +1,166 @@
+import copy
+import json
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from scripts import prepare_interview as prep
+from scripts.common import split_train_val
+from scripts.gen_interview_data import generate
+from scripts.prompts import INTERVIEWER_SYSTEM_PROMPT
+from tests.conftest import REPO
+
+GOOD = {
+    "id": "redis-1",
+    "job": "后端开发工程师",
+    "messages": [
+        {"role": "candidate", "content": "您好，我来面试后端开发。"},
+        {"role": "interviewer", "content": "Redis 的持久化机制有哪些？"},
+        {"role": "candidate", "content": "不太了解。"},
+        {"role": "interviewer", "content": "好，本次面试到此结束。\n综合评分：42/100。\n点评：基础不足。"},
+    ],
+    "score": 42,
+    "review": "基础不足。",
+}
+TASK = {
+    "task": "generate_follow_up",
+    "context": {"job_title": "后端工程师", "current_question": "你用过Redis吗？", "current_topic": "缓存技术"},
+    "user_answer": "用过，我在项目中用Redis做缓存。",
+    "speech_analysis": {"hesitation_score": 0.2, "filler_count": 1},
+    "expected_output": "很好！能具体说说你用Redis缓存了哪些数据吗？",
+}
+
+
+def mutate(fn):
+    record = copy.deepcopy(GOOD)
+    fn(record)
+    return record
+
+
+def test_good_dialogue_converts_to_sharegpt():
+    row, problem = prep.convert_record(GOOD)
+    assert problem is None
+    assert row["system"] == INTERVIEWER_SYSTEM_PROMPT
+    assert [t["from"] for t in row["conversations"]] == ["human", "gpt", "human", "gpt"]
+    assert row["conversations"][-1]["value"].endswith("点评：基础不足。")
+
+
+def test_generation_task_converts_with_rendered_prompt():
+    row, problem = prep.convert_record(TASK)
+    assert problem is None
+    human, gpt = row["conversations"]
+    assert "岗位：后端工程师" in human["value"] and "候选人回答：用过" in human["value"]
+    assert "犹豫度 0.20" in human["value"] and "填充词 1 个" in human["value"]
+    assert gpt == {"from": "gpt", "value": TASK["expected_output"]}
+
+
+@pytest.mark.parametrize("record, field, reason", [
+    (mutate(lambda r: r.pop("score")), "<record>", "'score' is a required property"),
+    (mutate(lambda r: r["messages"][1].update(role="hr")), "messages[1].role", "is not one of"),
+    (mutate(lambda r: r["messages"][2].update(content="  ")), "messages[2].content", "does not match"),
+    (mutate(lambda r: r.update(score=101)), "score", "greater than the maximum"),
+    (mutate(lambda r: r["messages"].pop(0)), "messages[0].role", "candidate speaks first"),
+    (mutate(lambda r: r["messages"].pop(2)), "messages[2].role", "in a row"),
+    (mutate(lambda r: r["messages"].append({"role": "candidate", "content": "谢谢"})), "messages[4].role",
+     "interviewer speaks last"),
+    (mutate(lambda r: r["messages"][3].update(content="好，今天就到这里。")), "messages[3].content",
+     "does not state the score 42/100"),
+    (mutate(lambda r: r["messages"][3].update(content="综合评分：142/100")), "messages[3].content", "42/100"),
+    ("just a string", "<record>", "expected a JSON object"),
+    ({"question": "q"}, "<record>", "neither a dialogue"),
+    ({**TASK, "user_answer": None}, "user_answer", "is not of type 'string'"),
+    ({k: v for k, v in TASK.items() if k != "user_answer"}, "<record>", "'user_answer' is a required property"),
+    ({**TASK, "task": "chat"}, "task", "is not one of"),
+])
+def test_bad_rows_name_field_and_reason(record, field, reason):
+    row, problem = prep.convert_record(record)
+    assert row is None
+    assert problem[0] == field
+    assert reason in problem[1]
+
+
+def test_more_than_ten_interviewer_rounds_is_rejected():
+    pair = [{"role": "interviewer", "content": "下一个问题？"}, {"role": "candidate", "content": "好的。"}]
+    greeting, closing = GOOD["messages"][0], GOOD["messages"][-1]
+    eleven = dict(GOOD, messages=[greeting] + pair * 10 + [closing])
+    assert prep.convert_record(eleven)[1] == ("messages", "11 interviewer turns; at most 10")
+    ten = dict(GOOD, messages=[greeting] + pair * 9 + [closing])
+    assert prep.convert_record(ten)[1] is None
+
+
+def test_files_report_every_rejection_and_keep_the_rest(tmp_path):
+    path = tmp_path / "raw.jsonl"
+    dup = copy.deepcopy(GOOD)
+    bad = mutate(lambda r: r.pop("review"))
+    path.write_text("\n".join([json.dumps(GOOD, ensure_ascii=False), "{not json", json.dumps(dup),
+                               json.dumps(bad), json.dumps(TASK, ensure_ascii=False)]) + "\n", encoding="utf-8")
+    rows, rejections, read = prep.convert_files([path])
+    assert read == 5 and len(rows) == 2
+    assert [(r.row, r.field) for r in rejections] == [(1, "<line>"), (2, "id"), (3, "<record>")]
+    assert "duplicate id 'redis-1'" in rejections[1].reason and str(path) in str(rejections[1])
+
+
+def test_cli_is_deterministic_and_registers_datasets(tmp_path, monkeypatch):
+    raw = tmp_path / "raw.jsonl"
+    records = [dict(copy.deepcopy(GOOD), id=f"r{i}") for i in range(20)]
+    raw.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    info = tmp_path / "dataset_info.json"
+    info.write_text(json.dumps({"other": {"file_name": "x.json"}}), encoding="utf-8")
+    monkeypatch.setattr(prep, "register_datasets", lambda entries: __import__("scripts.common").common.register_datasets(entries, info))
+    outputs = []
+    for run in range(2):
+        out = tmp_path / f"out{run}"
+        assert prep.main(["--input", str(raw), "--output-dir", str(out)]) == 0
+        outputs.append(((out / "train.json").read_bytes(), (out / "val.json").read_bytes()))
+    assert outputs[0] == outputs[1]
+    train, val = (json.loads(b) for b in outputs[0])
+    assert len(train) == 18 and len(val) == 2
+    assert not {r["id"] for r in train} & {r["id"] for r in val}
+    registered = json.loads(info.read_text(encoding="utf-8"))
+    assert set(registered) == {"other", "interview_train", "interview_val"}
+    assert registered["interview_val"]["columns"] == {"messages": "conversations", "system": "system"}
+
+
+def test_missing_input_file_exits_nonzero_naming_it(tmp_path):
+    missing = tmp_path / "nope.jsonl"
+    result = subprocess.run([sys.executable, "-m", "scripts.prepare_interview", "--input", str(missing),
+                             "--output-dir", str(tmp_path / "o")], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert str(missing) in result.stderr
+
+
+def test_split_is_seeded_and_complete():
+    rows = list(range(100))
+    train, val = split_train_val(rows, 0.1, 42)
+    assert sorted(train + val) == rows and len(val) == 10
+    assert split_train_val(rows, 0.1, 42) == (train, val)
+    assert split_train_val(rows, 0.1, 7)[1] != val
+
+
+def test_generator_meets_the_data_contract():
+    bank = json.loads((REPO / "data/bank/question_bank.json").read_text(encoding="utf-8"))
+    dialogues = generate(bank, per_area=70, seed=0)
+    assert len(dialogues) >= 500 and len({d["area"] for d in dialogues}) >= 8
+    qualities = Counter(m.get("quality") for d in dialogues for m in d["messages"])
+    assert all(qualities[q] > 100 for q in ("detailed", "partial", "hesitant", "unknown"))
+    for d in dialogues:
+        assert prep.convert_record(d)[1] is None, d["id"]
+    # follow-ups quote the candidate; topic changes follow "不了解"
+    interviewer_after = Counter()
+    for d in dialogues:
+        for prev, cur in zip(d["messages"], d["messages"][1:]):
+            if cur["role"] == "interviewer" and prev.get("quality"):
+                interviewer_after[(prev["quality"], "换" in cur["content"] or "跳过" in cur["content"]
+                                   or "结束" in cur["content"] or "到这里" in cur["content"])] += 1
+    assert interviewer_after[("unknown", False)] == 0
+    assert generate(bank, per_area=3, seed=0) == generate(bank, per_area=3, seed=0)
+    assert generate(bank, per_area=3, seed=0) != generate(bank, per_area=3, seed=1)
+
+
+def test_shipped_raw_data_is_what_the_generator_writes(tmp_path):
+    out = tmp_path / "dialogues.jsonl"
+    subprocess.run([sys.executable, "-m", "scripts.gen_interview_data", "--output", str(out)], cwd=REPO, check=True,
+                   capture_output=True)
+    assert out.read_bytes() == (REPO / "data/raw/interview_dialogues.jsonl").read_bytes()
