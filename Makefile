@@ -61,7 +61,7 @@ test-fast: $(VENV)/.installed ## unit tests only (no training)
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
 
 bench: model data ## batched vs one-at-a-time generation (writes bench/results/)
-	$(PY) -m bench.bench_generation
+	$(PY) -m bench.bench_generation $(BENCH_ARGS)
 
 clean: ## remove runs/ (trained adapters and reports)
 	rm -rf runs
