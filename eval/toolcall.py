@@ -1,0 +1,258 @@
+"""The one tool-call parser and scorer. eval/fc_metrics.py and reward/fc.py both call it.
+
+Parsing model text into calls [{"name": str, "arguments": dict}] accepts:
+  - Qwen format: one or more `<tool_call>{json}</tool_call>` blocks (parallel calls);
+  - a bare JSON object or list of {"name", "arguments"} inside other text;
+  - LLaMA-Factory's default format: `Action: NAME` / `Action Input: {json}` (repeatable);
+  - arguments given as a JSON string ("arguments": "{\"a\": 1}").
+Malformed JSON is unparseable: nothing is repaired. Untrusted text is bounded (MAX_CHARS, MAX_DEPTH)
+and checked before json.loads, so a huge or deeply nested input is rejected quickly; no function here
+raises on any input.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from typing import Any
+
+MAX_CHARS = 200_000  # model outputs and references are far shorter; anything longer is unparseable
+MAX_DEPTH = 64  # JSON nesting allowed in a call
+MAX_CALLS = 64
+MAX_DECODE_ATTEMPTS = 32  # embedded-JSON search: bounded, so adversarial text cannot make it quadratic
+
+TOOL_CALL_BLOCK = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
+ACTION = re.compile(r"Action:\s*([^\n]+?)\s*\nAction Input:\s*", re.DOTALL)
+
+Call = dict  # {"name": str, "arguments": dict}
+
+
+def _depth_ok(text: str) -> bool:
+    """Linear scan: bracket nesting outside strings stays within MAX_DEPTH."""
+    depth, in_string, escaped = 0, False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return False
+        elif ch in "]}":
+            depth -= 1
+    return True
+
+
+def loads_bounded(text: str) -> tuple[bool, Any]:
+    """(True, value) for valid JSON within the bounds, else (False, None)."""
+    if not isinstance(text, str) or len(text) > MAX_CHARS or not _depth_ok(text):
+        return False, None
+    try:
+        return True, json.loads(text)
+    except (ValueError, RecursionError):
+        return False, None
+
+
+def _as_call(obj: Any) -> Call | None:
+    """A {"name", "arguments"} object (arguments may be a JSON string) or None."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or not obj["name"].strip():
+        return None
+    arguments = obj.get("arguments", obj.get("parameters", {}))
+    if isinstance(arguments, str):
+        ok, arguments = loads_bounded(arguments)
+        if not ok:
+            return None
+    if not isinstance(arguments, dict):
+        return None
+    return {"name": obj["name"].strip(), "arguments": arguments}
+
+
+def _as_calls(obj: Any) -> list[Call] | None:
+    items = obj if isinstance(obj, list) else [obj]
+    if not items or len(items) > MAX_CALLS:
+        return None
+    calls = [_as_call(item) for item in items]
+    return None if any(c is None for c in calls) else calls
+
+
+CALL_START = re.compile(r'\{\s*"|\[\s*\{')
+
+
+def _first_json_value(text: str) -> tuple[bool, Any]:
+    """The first JSON object or list of objects embedded in text (raw_decode from the first
+    MAX_DECODE_ATTEMPTS places that look like the start of one)."""
+    for attempt, match in enumerate(CALL_START.finditer(text)):
+        if attempt >= MAX_DECODE_ATTEMPTS:
+            break
+        ok, value = _decode_at(text, match.start())
+        if ok:
+            return True, value
+    return False, None
+
+
+def _decode_at(text: str, start: int) -> tuple[bool, Any]:
+    try:
+        return True, json.JSONDecoder().raw_decode(text, start)[0]
+    except (ValueError, RecursionError):
+        return False, None
+
+
+def parse_tool_calls(text: Any) -> list[Call]:
+    """Calls found in model output; [] when nothing parses. Never raises."""
+    try:
+        return _parse(text)
+    except Exception:  # a parser of untrusted text must not take a training run down
+        return []
+
+
+def _parse(text: Any) -> list[Call]:
+    if not isinstance(text, str) or len(text) > MAX_CHARS or not _depth_ok(text):
+        return []
+    blocks = TOOL_CALL_BLOCK.findall(text)
+    if blocks:
+        calls = []
+        for block in blocks:
+            ok, obj = loads_bounded(block.strip())
+            parsed = _as_calls(obj) if ok else None
+            if parsed is None:
+                return []
+            calls += parsed
+        return calls[:MAX_CALLS]
+    actions = list(ACTION.finditer(text))
+    if actions:
+        calls = []
+        for match in actions:
+            ok, arguments = _decode_at(text, match.end())  # Action Input's JSON starts right there
+            call = _as_call({"name": match.group(1), "arguments": arguments}) if ok else None
+            if call is None:
+                return []
+            calls.append(call)
+        return calls[:MAX_CALLS]
+    ok, obj = loads_bounded(text.strip())
+    if not ok:
+        ok, obj = _first_json_value(text)
+    return (_as_calls(obj) or []) if ok else []
+
+
+# ---------------------------------------------------------------- scoring
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def tools_by_name(tools: Any) -> dict[str, dict]:
+    """{name: parameters schema} from a tools JSON string or list of OpenAI-style definitions."""
+    if isinstance(tools, str):
+        ok, tools = loads_bounded(tools)
+        if not ok:
+            return {}
+    out = {}
+    for tool in tools if isinstance(tools, list) else []:
+        if isinstance(tool, dict) and isinstance(tool.get("function"), dict):
+            tool = tool["function"]
+        if isinstance(tool, dict) and isinstance(tool.get("name"), str):
+            params = tool.get("parameters") if isinstance(tool.get("parameters"), dict) else {}
+            out[tool["name"]] = params
+    return out
+
+
+def type_ok(value: Any, schema: Any) -> bool:
+    """JSON-schema type check for a value: an integer is a valid number, a boolean is not an integer."""
+    if not isinstance(schema, dict) or "type" not in schema:
+        return True
+    kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+    for kind in kinds:
+        if kind == "string" and isinstance(value, str):
+            return True
+        if kind == "integer" and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if kind == "number" and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return True
+        if kind == "boolean" and isinstance(value, bool):
+            return True
+        if kind == "null" and value is None:
+            return True
+        if kind == "object" and isinstance(value, dict):
+            return True
+        if kind == "array" and isinstance(value, list):
+            items = schema.get("items")
+            return all(type_ok(v, items) for v in value)
+    return False
+
+
+def schema_hit(calls: list[Call], tools: dict[str, dict]) -> bool:
+    """Parsed, every call names a tool of the row and gives all its required parameters."""
+    if not calls:
+        return False
+    for call in calls:
+        if call["name"] not in tools:
+            return False
+        required = tools[call["name"]].get("required", [])
+        if not all(name in call["arguments"] for name in required if isinstance(name, str)):
+            return False
+    return True
+
+
+def executable(calls: list[Call], tools: dict[str, dict]) -> bool:
+    """Schema hit, no undeclared parameter, every value of its declared type."""
+    if not schema_hit(calls, tools):
+        return False
+    for call in calls:
+        properties = tools[call["name"]].get("properties", {})
+        for name, value in call["arguments"].items():
+            if name not in properties or not type_ok(value, properties[name]):
+                return False
+    return True
+
+
+def argument_f1(predicted: list[Call], reference: list[Call]) -> float:
+    """F1 between the sets of (function, argument, canonical value); 0 when nothing parsed;
+    1 when both sides have no arguments and the function names match."""
+    if not predicted:
+        return 0.0
+    pred = {(c["name"], k, canonical(v)) for c in predicted for k, v in c["arguments"].items()}
+    ref = {(c["name"], k, canonical(v)) for c in reference for k, v in c["arguments"].items()}
+    if not pred and not ref:
+        return 1.0 if names_match(predicted, reference) else 0.0
+    hits = len(pred & ref)
+    if hits == 0:
+        return 0.0
+    precision, recall = hits / len(pred), hits / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def names_match(predicted: list[Call], reference: list[Call]) -> bool:
+    return bool(predicted) and Counter(c["name"] for c in predicted) == Counter(c["name"] for c in reference)
+
+
+def exact_match(predicted: list[Call], reference: list[Call]) -> bool:
+    key = lambda calls: Counter((c["name"], canonical(c["arguments"])) for c in calls)  # noqa: E731
+    return bool(predicted) and key(predicted) == key(reference)
+
+
+def score(text: Any, reference: Any, tools: Any) -> dict[str, float]:
+    """All per-row metrics for one prediction. reference: calls as a list or JSON string."""
+    predicted = parse_tool_calls(text)
+    if isinstance(reference, str):
+        reference = parse_tool_calls(reference)
+    elif not isinstance(reference, list):
+        reference = []
+    else:
+        reference = _as_calls(reference) or []
+    schemas = tools_by_name(tools)
+    return {
+        "parse": float(bool(predicted)),
+        "name": float(names_match(predicted, reference)),
+        "arg_f1": argument_f1(predicted, reference),
+        "schema_hit": float(schema_hit(predicted, schemas)),
+        "exec": float(executable(predicted, schemas)),
+        "exact": float(exact_match(predicted, reference)),
+    }

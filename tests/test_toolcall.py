@@ -1,0 +1,124 @@
+import json
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eval.toolcall import (argument_f1, executable, parse_tool_calls, schema_hit, score, tools_by_name, type_ok)
+
+TOOLS = json.dumps([
+    {"name": "schedule_interview", "description": "book a slot", "parameters": {"type": "object", "properties": {
+        "candidate": {"type": "string"}, "day": {"type": "integer"}, "remote": {"type": "boolean"},
+        "panel": {"type": "array", "items": {"type": "string"}}, "score": {"type": "number"}},
+        "required": ["candidate", "day"]}},
+    {"name": "get_time", "description": "now", "parameters": {"type": "object", "properties": {}, "required": []}},
+])
+CALL = {"name": "schedule_interview", "arguments": {"candidate": "张三", "day": 3}}
+
+
+@pytest.mark.parametrize("text", [
+    '<tool_call>{"name": "schedule_interview", "arguments": {"candidate": "张三", "day": 3}}</tool_call>',
+    'Sure. {"name": "schedule_interview", "arguments": {"candidate": "张三", "day": 3}} done',
+    '[{"name": "schedule_interview", "arguments": {"candidate": "张三", "day": 3}}]',
+    'Action: schedule_interview\nAction Input: {"candidate": "张三", "day": 3}',
+    '{"name": "schedule_interview", "arguments": "{\\"candidate\\": \\"张三\\", \\"day\\": 3}"}',
+])
+def test_every_accepted_format_parses_to_the_same_call(text):
+    assert parse_tool_calls(text) == [CALL]
+
+
+def test_parallel_calls():
+    two = '<tool_call>{"name": "get_time", "arguments": {}}</tool_call>\n<tool_call>' + json.dumps(CALL) + "</tool_call>"
+    assert [c["name"] for c in parse_tool_calls(two)] == ["get_time", "schedule_interview"]
+    actions = "Action: get_time\nAction Input: {}\nAction: get_time\nAction Input: {}"
+    assert len(parse_tool_calls(actions)) == 2
+    assert len(parse_tool_calls(json.dumps([CALL, CALL]))) == 2
+
+
+@pytest.mark.parametrize("text", [
+    '<tool_call>{"name": "schedule_interview", "arguments": {"candidate": "张三",}}</tool_call>',  # trailing comma
+    '{"name": "x", "arguments": [1, 2]}',  # arguments not an object
+    '{"arguments": {}}', '{"name": "", "arguments": {}}', "no calls here", "", None, 42,
+    '<tool_call>{"name": "ok", "arguments": {}}</tool_call><tool_call>{bad}</tool_call>',
+    "Action: get_time\nAction Input: not json",
+])
+def test_malformed_is_unparseable(text):
+    assert parse_tool_calls(text) == []
+
+
+@pytest.mark.parametrize("text", [
+    "x" * 5_000_000,
+    "[" * 100_000 + "]" * 100_000,
+    '{"name": "a", "arguments": ' + '{"a":' * 100_000 + "1" + "}" * 100_001,
+    '"' + '[{"a":' * 100_000,
+    "Action: a\nAction Input: " + "[" * 100_000,
+])
+def test_huge_or_deep_input_is_unparseable_quickly(text):
+    start = time.perf_counter()
+    assert parse_tool_calls(text) == []
+    assert score(text, json.dumps([CALL]), TOOLS)["parse"] == 0.0
+    assert time.perf_counter() - start < 1.0
+
+
+def test_type_rules():
+    assert type_ok(3, {"type": "number"}) and not type_ok(True, {"type": "integer"})
+    assert not type_ok(True, {"type": "number"}) and not type_ok(3.5, {"type": "integer"})
+    assert type_ok(["a"], {"type": "array", "items": {"type": "string"}})
+    assert not type_ok(["a", 1], {"type": "array", "items": {"type": "string"}})
+    assert not type_ok(float("nan"), {"type": "number"})
+
+
+def test_schema_hit_and_exec():
+    tools = tools_by_name(TOOLS)
+    assert schema_hit([CALL], tools) and executable([CALL], tools)
+    missing = [{"name": "schedule_interview", "arguments": {"candidate": "张三"}}]
+    assert not schema_hit(missing, tools)
+    unknown_tool = [{"name": "fire_everyone", "arguments": {}}]
+    assert not schema_hit(unknown_tool, tools)
+    extra = [{"name": "schedule_interview", "arguments": {"candidate": "张三", "day": 3, "mood": "good"}}]
+    assert schema_hit(extra, tools) and not executable(extra, tools)
+    wrong_type = [{"name": "schedule_interview", "arguments": {"candidate": "张三", "day": "3"}}]
+    assert schema_hit(wrong_type, tools) and not executable(wrong_type, tools)
+    bool_as_int = [{"name": "schedule_interview", "arguments": {"candidate": "张三", "day": True}}]
+    assert not executable(bool_as_int, tools)
+    assert not schema_hit([], tools)
+
+
+def test_argument_f1_edge_cases():
+    assert argument_f1([], [CALL]) == 0.0
+    assert argument_f1([CALL], [CALL]) == 1.0
+    half = [{"name": "schedule_interview", "arguments": {"candidate": "张三", "day": 4}}]
+    assert argument_f1(half, [CALL]) == pytest.approx(0.5)
+    no_args = [{"name": "get_time", "arguments": {}}]
+    assert argument_f1(no_args, no_args) == 1.0
+    assert argument_f1(no_args, [{"name": "other", "arguments": {}}]) == 0.0
+    # canonical values: key order inside a value does not matter, 1 vs 1.0 vs "1" do
+    a = [{"name": "f", "arguments": {"o": {"x": 1, "y": 2}}}]
+    b = [{"name": "f", "arguments": {"o": {"y": 2, "x": 1}}}]
+    assert argument_f1(a, b) == 1.0
+    assert argument_f1([{"name": "f", "arguments": {"v": "1"}}], [{"name": "f", "arguments": {"v": 1}}]) == 0.0
+
+
+def test_score_row():
+    reference = json.dumps([CALL], ensure_ascii=False)
+    perfect = score("<tool_call>" + json.dumps(CALL, ensure_ascii=False) + "</tool_call>", reference, TOOLS)
+    assert perfect == {"parse": 1.0, "name": 1.0, "arg_f1": 1.0, "schema_hit": 1.0, "exec": 1.0, "exact": 1.0}
+    reordered = score(json.dumps([{"name": "get_time", "arguments": {}}, CALL]),
+                      json.dumps([CALL, {"name": "get_time", "arguments": {}}]), TOOLS)
+    assert reordered["name"] == 1.0 and reordered["exact"] == 1.0
+    assert score("garbage", reference, TOOLS) == dict.fromkeys(perfect, 0.0)
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                           max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(st.text(max_size=300), json_values.map(lambda v: json.dumps(v)),
+                      json_values.map(lambda v: "<tool_call>" + json.dumps(v) + "</tool_call>")),
+       tools=st.one_of(st.text(max_size=50), json_values.map(json.dumps)))
+def test_fuzz_never_raises_and_scores_are_in_range(text, tools):
+    result = score(text, text, tools)
+    assert all(0.0 <= v <= 1.0 for v in result.values())
