@@ -122,3 +122,24 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
 def test_fuzz_never_raises_and_scores_are_in_range(text, tools):
     result = score(text, text, tools)
     assert all(0.0 <= v <= 1.0 for v in result.values())
+
+
+def test_fc_metrics_cli(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    good = "<tool_call>" + json.dumps(CALL, ensure_ascii=False) + "</tool_call>"
+    rows = [{"predict": good, "label": json.dumps([CALL]), "tools": TOOLS},
+            {"predict": "I cannot help.", "label": json.dumps([CALL]), "tools": TOOLS}]
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "eval.fc_metrics", "--predictions", str(path)], cwd=REPO,
+                         capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == {"n": 2, "parse_rate": 0.5, "name_acc": 0.5, "arg_f1": 0.5,
+                                      "schema_hit_rate": 0.5, "exec_rate": 0.5, "exact_match": 0.5}
+    path.write_text('{"predict": "x", "label": "[]"}\n', encoding="utf-8")
+    bad = subprocess.run([sys.executable, "-m", "eval.fc_metrics", "--predictions", str(path)], cwd=REPO,
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "line 0" in bad.stderr and "tools" in bad.stderr

@@ -1,0 +1,60 @@
+"""Function-calling metrics over a predictions file, from the shared tool-call core (eval/toolcall.py).
+
+    python -m eval.fc_metrics --predictions FILE.jsonl
+
+Each line: "predict" (model text), "label" (reference calls, JSON string) and "tools" (the row's
+tools, JSON string). Prints one JSON object: n and the means of parse_rate, name_acc, arg_f1,
+schema_hit_rate, exec_rate and exact_match.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from eval.toolcall import score
+
+METRICS = {  # report name -> per-row key of toolcall.score
+    "parse_rate": "parse", "name_acc": "name", "arg_f1": "arg_f1",
+    "schema_hit_rate": "schema_hit", "exec_rate": "exec", "exact_match": "exact",
+}
+
+
+def aggregate(rows: list[dict]) -> dict[str, float]:
+    scores = [score(row.get("predict"), row.get("label"), row.get("tools")) for row in rows]
+    out: dict[str, float] = {"n": len(scores)}
+    for name, key in METRICS.items():
+        out[name] = round(sum(s[key] for s in scores) / len(scores), 4) if scores else 0.0
+    return out
+
+
+def read_rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        sys.exit(f"error: predictions file not found: {path}")
+    rows = []
+    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            sys.exit(f"error: {path}: line {line_no}: not valid JSON ({exc.msg})")
+        missing = [k for k in ("predict", "label", "tools") if not isinstance(row, dict) or k not in row]
+        if missing:
+            sys.exit(f"error: {path}: line {line_no}: missing field(s) {', '.join(missing)}")
+        rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--predictions", type=Path, required=True)
+    args = parser.parse_args(argv)
+    print(json.dumps(aggregate(read_rows(args.predictions))))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
