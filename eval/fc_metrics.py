@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from eval.toolcall import score
+from scripts.common import read_jsonl_objects
 
 METRICS = {  # report name -> per-row key of toolcall.score
     "parse_rate": "parse", "name_acc": "name", "arg_f1": "arg_f1",
@@ -30,29 +30,11 @@ def aggregate(rows: list[dict]) -> dict[str, float]:
     return out
 
 
-def read_rows(path: Path) -> list[dict]:
-    if not path.is_file():
-        sys.exit(f"error: predictions file not found: {path}")
-    rows = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            sys.exit(f"error: {path}: line {line_no}: not valid JSON ({exc.msg})")
-        missing = [k for k in ("predict", "label", "tools") if not isinstance(row, dict) or k not in row]
-        if missing:
-            sys.exit(f"error: {path}: line {line_no}: missing field(s) {', '.join(missing)}")
-        rows.append(row)
-    return rows
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--predictions", type=Path, required=True)
     args = parser.parse_args(argv)
-    print(json.dumps(aggregate(read_rows(args.predictions))))
+    print(json.dumps(aggregate(read_jsonl_objects(args.predictions, ("predict", "label", "tools")))))
     return 0
 
 

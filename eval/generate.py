@@ -22,19 +22,25 @@ class Example:
     label: str
 
 
-def load_model(model_path: str, adapter_path: str | None = None):
+def load_model(model_path: str):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=False)
-    model = AutoModelForCausalLM.from_pretrained(model_path, torch_dtype=torch.float32, trust_remote_code=False)
-    if adapter_path:
-        from peft import PeftModel
-
-        if not (Path(adapter_path) / "adapter_config.json").is_file():
-            raise SystemExit(f"error: no LoRA adapter in {adapter_path} (train first: make sft)")
-        model = PeftModel.from_pretrained(model, adapter_path)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32, trust_remote_code=False)
     model.eval()
     return tokenizer, model
+
+
+def require_adapter(adapter_path: Path, hint: str = "train first: make sft") -> Path:
+    if not (Path(adapter_path) / "adapter_config.json").is_file():
+        raise SystemExit(f"error: no LoRA adapter in {adapter_path} ({hint})")
+    return Path(adapter_path)
+
+
+def attach_adapter(model, adapter_path: Path):
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(require_adapter(adapter_path))).eval()
 
 
 def get_template(tokenizer, template_name: str):

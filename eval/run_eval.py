@@ -22,7 +22,8 @@ from pathlib import Path
 
 import yaml
 
-from eval.generate import Example, encode_prompt, generate, get_template, load_model, stop_token_ids
+from eval.generate import (Example, attach_adapter, encode_prompt, generate, get_template, load_model,
+                           require_adapter, stop_token_ids)
 from eval.text_metrics import KEYS, corpus_scores
 from scripts.common import REPO_ROOT, atomic_write_text, write_json, write_jsonl
 
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     recipe = read_recipe(args.recipe)
-    adapter = args.adapter or Path(recipe["output_dir"])
+    adapter = require_adapter(args.adapter or Path(recipe["output_dir"]), f"train first: make sft RECIPE={args.recipe}")
     out_dir = args.output_dir or Path(recipe["output_dir"]).parent / "eval"
     dataset = eval_dataset_file(recipe)
     examples = examples_from_sharegpt(json.loads(dataset.read_text(encoding="utf-8")))
@@ -132,11 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     gen = dict(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, stop_ids=stops)
 
     predictions = {"base": generate(model, tokenizer, prompts, desc="base", **gen)}
-    from peft import PeftModel
-
-    if not (adapter / "adapter_config.json").is_file():
-        sys.exit(f"error: no LoRA adapter in {adapter} (train first: make sft RECIPE={args.recipe})")
-    model = PeftModel.from_pretrained(model, str(adapter)).eval()
+    model = attach_adapter(model, adapter)
     predictions["tuned"] = generate(model, tokenizer, prompts, desc="tuned", **gen)
 
     results = {}

@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 
 import jieba
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 from rouge_chinese import Rouge
+
+from scripts.common import read_jsonl_objects
 
 jieba.setLogLevel(logging.WARNING)
 KEYS = ("bleu-4", "rouge-1", "rouge-2", "rouge-l")
@@ -45,24 +46,13 @@ def corpus_scores(pairs: list[tuple[str, str]]) -> dict[str, float]:
 
 
 def read_predictions(path: Path) -> list[tuple[str, str]]:
-    pairs = []
-    for line_no, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines()):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            pairs.append((str(row["predict"]), str(row["label"])))
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            sys.exit(f"error: {path}: line {line_no}: expected a JSON object with 'predict' and 'label' ({exc!r})")
-    return pairs
+    return [(str(r["predict"]), str(r["label"])) for r in read_jsonl_objects(path, ("predict", "label"))]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="BLEU-4 / ROUGE as LLaMA-Factory computes them")
     parser.add_argument("--predictions", type=Path, required=True)
     args = parser.parse_args(argv)
-    if not args.predictions.is_file():
-        sys.exit(f"error: predictions file not found: {args.predictions}")
     print(json.dumps(corpus_scores(read_predictions(args.predictions)), ensure_ascii=False))
     return 0
 

@@ -81,9 +81,30 @@ def read_records(path: Path) -> Iterator[tuple[int, Any, Rejection | None]]:
             yield row, None, Rejection(str(path), row, "<line>", f"not valid JSON: {exc.msg}")
 
 
+def read_jsonl_objects(path: Path, required: tuple[str, ...]) -> list[dict]:
+    """Rows of a JSONL file of objects that each have the required fields (prediction files).
+    Exits with file, line and field on the first bad line: a metric over a partly read file would lie."""
+    path = Path(path)
+    if not path.is_file():
+        sys.exit(f"error: file not found: {path}")
+    rows = []
+    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            sys.exit(f"error: {path}: line {line_no}: not valid JSON ({exc.msg})")
+        missing = [k for k in required if not isinstance(row, dict) or k not in row]
+        if missing:
+            sys.exit(f"error: {path}: line {line_no}: missing field(s) {', '.join(missing)}")
+        rows.append(row)
+    return rows
+
+
 def split_train_val(rows: list, val_ratio: float, seed: int) -> tuple[list, list]:
-    """Seeded shuffle, then the first ceil-free `round(n * val_ratio)` rows (at least 1 when
-    val_ratio > 0 and n > 1) are validation. Same rows, same seed: same split."""
+    """Seeded shuffle; the first round(n * val_ratio) shuffled rows (at least 1 when val_ratio > 0
+    and n > 1) are validation. Same rows, same seed: same split."""
     if not 0.0 <= val_ratio < 1.0:
         raise ValueError(f"val_ratio must be in [0, 1), got {val_ratio}")
     order = list(range(len(rows)))

@@ -25,6 +25,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from scripts.common import (
+    DATASET_INFO,
     Rejection,
     read_records,
     register_datasets,
@@ -178,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-ratio", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--name", default="interview", help="dataset names become NAME_train / NAME_val")
+    parser.add_argument("--dataset-info", type=Path, default=DATASET_INFO, help="the registry to update")
     args = parser.parse_args(argv)
 
     rows, rejections, read = convert_files(args.input)
@@ -186,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(train_path, train)
     write_json(val_path, val)
     columns = {"messages": "conversations", "system": "system"}
-    register_datasets({
+    register_datasets(info_path=args.dataset_info, entries={
         f"{args.name}_train": {"file_name": relative_to_repo(train_path), "formatting": "sharegpt", "columns": columns},
         f"{args.name}_val": {"file_name": relative_to_repo(val_path), "formatting": "sharegpt", "columns": columns},
     })

@@ -28,3 +28,20 @@ def test_batched_generation_equals_one_at_a_time(tiny_qwen3):
     single = generate_ids(model, tokenizer, prompts, max_new_tokens=12, batch_size=1, stop_ids=stops)
     assert batched == single
     assert max(len(ids) for ids in batched) > 1  # something was generated, not only a stop token
+
+
+def test_eval_without_adapter_fails_before_loading_any_model(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "eval.run_eval", "--recipe",
+                             "configs/interview_smollm2_lora_sft_cpu.yaml", "--adapter", str(tmp_path / "none")],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert f"no LoRA adapter in {tmp_path / 'none'}" in result.stderr and "make sft RECIPE=" in result.stderr
+    assert "base" not in result.stderr  # no generation progress bar: it stopped before generating
+    assert time.perf_counter() - start < 60

@@ -102,17 +102,16 @@ def test_files_report_every_rejection_and_keep_the_rest(tmp_path):
     assert "duplicate id 'redis-1'" in rejections[1].reason and str(path) in str(rejections[1])
 
 
-def test_cli_is_deterministic_and_registers_datasets(tmp_path, monkeypatch):
+def test_cli_is_deterministic_and_registers_datasets(tmp_path):
     raw = tmp_path / "raw.jsonl"
     records = [dict(copy.deepcopy(GOOD), id=f"r{i}") for i in range(20)]
     raw.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     info = tmp_path / "dataset_info.json"
     info.write_text(json.dumps({"other": {"file_name": "x.json"}}), encoding="utf-8")
-    monkeypatch.setattr(prep, "register_datasets", lambda entries: __import__("scripts.common").common.register_datasets(entries, info))
     outputs = []
     for run in range(2):
         out = tmp_path / f"out{run}"
-        assert prep.main(["--input", str(raw), "--output-dir", str(out)]) == 0
+        assert prep.main(["--input", str(raw), "--output-dir", str(out), "--dataset-info", str(info)]) == 0
         outputs.append(((out / "train.json").read_bytes(), (out / "val.json").read_bytes()))
     assert outputs[0] == outputs[1]
     train, val = (json.loads(b) for b in outputs[0])
