@@ -19,8 +19,11 @@ export PYTHONPATH := $(CURDIR)
 
 INTERVIEW_RAW := data/raw/interview_dialogues.jsonl
 INTERVIEW_OUT := data/interview/train.json data/interview/val.json
+XLAM_SAMPLE := data/raw/xlam_sample.json
+XLAM_INPUT ?= $(XLAM_SAMPLE)
+FC_OUT := data/fc/train.json data/fc/val.json
 
-.PHONY: help setup model data sft eval test test-fast bench clean
+.PHONY: help setup model data sft grpo eval test test-fast bench clean
 
 help: ## list targets and variables
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,6 +31,7 @@ help: ## list targets and variables
 	@echo "  RECIPE=$(RECIPE)"
 	@echo "  ARGS=\"key=value ...\"   overrides passed to llamafactory-cli train (e.g. ARGS=\"max_steps=5\")"
 	@echo "  EVAL_ARGS=\"--max-samples 40 --max-new-tokens 64\"   options of eval.run_eval"
+	@echo "  XLAM_INPUT=$(XLAM_INPUT)   xlam-schema file for the function-calling data (the real 60k file works)"
 
 # The venv is rebuilt when the lock file or the setup script changes.
 $(VENV)/.installed: requirements.txt scripts/setup_env.sh
@@ -46,12 +50,21 @@ $(INTERVIEW_RAW): data/bank/question_bank.json scripts/gen_interview_data.py | $
 $(INTERVIEW_OUT) &: $(INTERVIEW_RAW) scripts/prepare_interview.py data/schema/interview_dialogue.schema.json | $(VENV)/.installed
 	$(PY) -m scripts.prepare_interview --input $(INTERVIEW_RAW)
 
-data: $(VENV)/.installed $(INTERVIEW_OUT) ## generate and convert the datasets, register them in dataset_info.json
+$(XLAM_SAMPLE): scripts/gen_xlam_sample.py | $(VENV)/.installed
+	$(PY) -m scripts.gen_xlam_sample --output $@
+
+$(FC_OUT) &: $(XLAM_INPUT) scripts/prepare_xlam.py | $(VENV)/.installed
+	$(PY) -m scripts.prepare_xlam --input $(XLAM_INPUT)
+
+data: $(VENV)/.installed $(INTERVIEW_OUT) $(FC_OUT) ## generate and convert the datasets (XLAM_INPUT=real xlam file), register them
 
 sft: model data ## train RECIPE with llamafactory-cli (ARGS="key=value ...")
 	$(VENV)/bin/llamafactory-cli train $(RECIPE) $(ARGS)
 
-eval: model data ## base vs tuned on RECIPE's val split: report.json, report.md, metrics.png
+grpo: model data ## GRPO (TRL) from a function-calling SFT adapter: RECIPE=configs/fc_smollm2_grpo_cpu.yaml
+	$(PY) -m scripts.grpo $(RECIPE) $(ARGS)
+
+eval: model data ## base vs tuned (vs GRPO) on RECIPE's val split: report.json, report.md, metrics.png
 	$(PY) -m eval.run_eval --recipe $(RECIPE) $(EVAL_ARGS)
 
 test: model data ## the whole test suite (unit, recipe parsing, end-to-end training)
@@ -60,8 +73,9 @@ test: model data ## the whole test suite (unit, recipe parsing, end-to-end train
 test-fast: $(VENV)/.installed ## unit tests only (no training)
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
 
-bench: model data ## batched vs one-at-a-time generation (writes bench/results/)
+bench: model data ## benchmarks: batched generation, xlam conversion (writes bench/results/)
 	$(PY) -m bench.bench_generation $(BENCH_ARGS)
+	$(PY) -m bench.bench_prepare_xlam
 
 clean: ## remove runs/ (trained adapters and reports)
 	rm -rf runs

@@ -4,7 +4,8 @@
 
 Each line: "predict" (model text), "label" (reference calls, JSON string) and "tools" (the row's
 tools, JSON string). Prints one JSON object: n and the means of parse_rate, name_acc, arg_f1,
-schema_hit_rate, exec_rate and exact_match.
+schema_hit_rate, exec_rate and exact_match, and combined_reward (the GRPO reward with its
+default weights, eval.toolcall.REWARD_WEIGHTS).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from eval.toolcall import score
+from eval.toolcall import combined, score
 from scripts.common import read_jsonl_objects
 
 METRICS = {  # report name -> per-row key of toolcall.score
@@ -27,6 +28,7 @@ def aggregate(rows: list[dict]) -> dict[str, float]:
     out: dict[str, float] = {"n": len(scores)}
     for name, key in METRICS.items():
         out[name] = round(sum(s[key] for s in scores) / len(scores), 4) if scores else 0.0
+    out["combined_reward"] = round(sum(combined(s) for s in scores) / len(scores), 4) if scores else 0.0
     return out
 
 

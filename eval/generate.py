@@ -18,14 +18,18 @@ from tqdm import tqdm
 class Example:
     id: str
     system: str
-    messages: list[dict]  # [{"role": "user"|"assistant", "content"}...], ends with the user turn
+    messages: list[dict]  # [{"role": "user"|"assistant"|"function"|"observation", "content"}...], ends with the user turn
     label: str
+    tools: str = ""  # the row's tools (JSON string) for function calling; the template writes them into the system
 
 
-def load_model(model_path: str):
+def load_model(model_path: str, weights: bool = True):
+    """(tokenizer, model in eval mode); weights=False loads only the tokenizer (model is None)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=False)
+    if not weights:
+        return tokenizer, None
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32, trust_remote_code=False)
     model.eval()
     return tokenizer, model
@@ -53,7 +57,7 @@ def get_template(tokenizer, template_name: str):
 
 def encode_prompt(tokenizer, template, example: Example) -> list[int]:
     messages = example.messages + [{"role": "assistant", "content": ""}]
-    prompt_ids, _ = template.encode_oneturn(tokenizer, messages, example.system)
+    prompt_ids, _ = template.encode_oneturn(tokenizer, messages, example.system, example.tools or None)
     return prompt_ids
 
 

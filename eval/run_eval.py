@@ -1,15 +1,23 @@
-"""Score the base model and the trained adapter of a recipe on its validation split.
+"""Score the base model and the trained adapter(s) of a recipe on its validation split.
 
-    python -m eval.run_eval --recipe configs/interview_smollm2_lora_sft_cpu.yaml
-        [--adapter DIR] [--max-samples 40] [--max-new-tokens 64] [--batch-size 8] [--output-dir DIR]
+    python -m eval.run_eval --recipe configs/<recipe>.yaml
+        [--adapter DIR] [--max-samples 40] [--max-new-tokens N] [--batch-size 8] [--output-dir DIR]
 
-Each interviewer turn of a validation dialogue is one example: the prompt is the dialogue so far,
-the label is what the interviewer said. Examples whose prompt does not fit the recipe's cutoff_len
-(minus the generation budget) are left out, since the model never trained on such lengths; the
-count left out is reported. A seeded sample of --max-samples examples is scored.
+The task follows from the validation dataset's registration in dataset_info.json:
+  - dialogue (interview): every assistant turn of a validation dialogue is one example (prompt = the
+    dialogue so far, label = what the interviewer said); metrics: BLEU-4 and ROUGE-1/2/L, computed
+    as LLaMA-Factory computes them (eval/text_metrics.py);
+  - function calling (a `tools` column): every function_call turn is one example, the prompt carries
+    the row's tools; metrics: parse_rate, name_acc, arg_f1, schema_hit_rate, exec_rate, exact_match
+    and the GRPO combined reward (eval/fc_metrics.py, on the shared core eval/toolcall.py).
+Models compared: for an SFT recipe, base and tuned (the recipe's output_dir, or --adapter); for a
+GRPO recipe (configs/*_grpo_*.yaml), base, sft (its sft_adapter) and grpo (its output_dir).
 
-Writes into the output dir (default: <recipe output_dir>/../eval): predictions_base.jsonl,
-predictions_tuned.jsonl, report.json, report.md and metrics.png (base vs tuned bar chart).
+Examples whose prompt does not fit the recipe's length budget are left out (the model never trained
+on such lengths) and counted. A seeded sample of --max-samples examples is scored, the same for
+every model. Writes into the output dir (default: <recipe output_dir>/../eval, or ../eval_grpo for a
+GRPO recipe): one
+predictions_<model>.jsonl per model, report.json, report.md and metrics.png.
 """
 
 from __future__ import annotations
@@ -22,12 +30,17 @@ from pathlib import Path
 
 import yaml
 
+from eval.fc_metrics import aggregate as fc_scores
 from eval.generate import (Example, attach_adapter, encode_prompt, generate, get_template, load_model,
                            require_adapter, stop_token_ids)
-from eval.text_metrics import KEYS, corpus_scores
+from eval.text_metrics import KEYS as TEXT_KEYS
+from eval.text_metrics import corpus_scores
 from scripts.common import REPO_ROOT, atomic_write_text, write_json, write_jsonl
 
-ROLE = {"human": "user", "gpt": "assistant"}
+ROLE = {"human": "user", "gpt": "assistant", "function_call": "function", "observation": "observation"}
+TARGET_ROLES = {"gpt", "function_call"}
+FC_KEYS = ["parse_rate", "name_acc", "arg_f1", "schema_hit_rate", "exec_rate", "exact_match", "combined_reward"]
+DEFAULT_NEW_TOKENS = {"text": 64, "fc": 128}  # an interviewer turn's first sentences; a parallel call in full
 
 
 def read_recipe(path: Path) -> dict:
@@ -36,8 +49,8 @@ def read_recipe(path: Path) -> dict:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def eval_dataset_file(recipe: dict) -> Path:
-    """The recipe's eval_dataset, or its training dataset with _train -> _val, via dataset_info.json."""
+def eval_dataset(recipe: dict) -> tuple[Path, str]:
+    """(file, task) of the recipe's eval_dataset, or of its training dataset with _train -> _val."""
     name = recipe.get("eval_dataset") or str(recipe["dataset"]).split(",")[0].strip().replace("_train", "_val")
     info_path = REPO_ROOT / recipe.get("dataset_dir", ".") / "dataset_info.json"
     info = json.loads(info_path.read_text(encoding="utf-8"))
@@ -46,7 +59,8 @@ def eval_dataset_file(recipe: dict) -> Path:
     path = REPO_ROOT / recipe.get("dataset_dir", ".") / info[name]["file_name"]
     if not path.is_file():
         sys.exit(f"error: {path} not found (run `make data`)")
-    return path
+    task = "fc" if "tools" in info[name].get("columns", {}) else "text"
+    return path, task
 
 
 def examples_from_sharegpt(rows: list[dict]) -> list[Example]:
@@ -54,11 +68,11 @@ def examples_from_sharegpt(rows: list[dict]) -> list[Example]:
     for row_index, row in enumerate(rows):
         turns = row["conversations"]
         for k, turn in enumerate(turns):
-            if turn["from"] != "gpt":
+            if turn["from"] not in TARGET_ROLES:
                 continue
             history = [{"role": ROLE[t["from"]], "content": t["value"]} for t in turns[:k]]
             out.append(Example(id=f"{row.get('id', row_index)}#{k}", system=row.get("system", ""),
-                               messages=history, label=turn["value"]))
+                               messages=history, label=turn["value"], tools=row.get("tools", "")))
     return out
 
 
@@ -68,7 +82,25 @@ def select(examples, prompt_ids, max_prompt_tokens: int, max_samples: int, seed:
     return chosen, len(examples) - len(fitting)
 
 
-def bar_chart(path: Path, results: dict[str, dict], title: str) -> None:
+def models_to_compare(recipe: dict, recipe_path: Path, adapter: Path | None) -> list[tuple[str, Path | None]]:
+    """[(name, adapter dir or None for the base model)], every adapter checked before any generation."""
+    if recipe.get("stage") == "grpo":
+        hint = f"run GRPO first: make grpo RECIPE={recipe_path}"
+        return [("base", None),
+                ("sft", require_adapter(Path(recipe["sft_adapter"]), "train the SFT recipe first: make sft")),
+                ("grpo", require_adapter(adapter or Path(recipe["output_dir"]), hint))]
+    return [("base", None),
+            ("tuned", require_adapter(adapter or Path(recipe["output_dir"]), f"train first: make sft RECIPE={recipe_path}"))]
+
+
+def score_rows(task: str, rows: list[dict]) -> dict[str, float]:
+    if task == "fc":
+        scores = fc_scores(rows)
+        return {"n": scores["n"], **{k: round(100 * scores[k], 2) for k in FC_KEYS}}
+    return corpus_scores([(r["predict"], r["label"]) for r in rows])
+
+
+def bar_chart(path: Path, results: dict[str, dict], keys: list[str], title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -76,12 +108,13 @@ def bar_chart(path: Path, results: dict[str, dict], title: str) -> None:
 
     names = list(results)
     width = 0.8 / len(names)
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(keys)), 4), dpi=120)
     for n, name in enumerate(names):
-        values = [results[name][k] for k in KEYS]
-        bars = ax.bar([x + n * width for x in range(len(KEYS))], values, width, label=name)
-        ax.bar_label(bars, fmt="%.1f", fontsize=8)
-    ax.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(KEYS))], [k.upper() for k in KEYS])
+        values = [results[name][k] for k in keys]
+        bars = ax.bar([x + n * width for x in range(len(keys))], values, width, label=name)
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(keys))], [k.upper() for k in keys],
+                  fontsize=8)
     ax.set_ylabel("score (x100)")
     ax.set_title(title)
     ax.legend()
@@ -92,15 +125,15 @@ def bar_chart(path: Path, results: dict[str, dict], title: str) -> None:
     tmp.replace(path)
 
 
-def markdown_report(recipe_path: str, results: dict[str, dict], meta: dict) -> str:
+def markdown_report(recipe_path: str, results: dict[str, dict], keys: list[str], meta: dict) -> str:
     lines = [f"# Eval: {recipe_path}", "",
              f"{meta['n']} examples from `{meta['dataset']}` (seed {meta['seed']}, greedy, "
              f"max_new_tokens {meta['max_new_tokens']}); {meta['left_out']} left out as longer than "
-             f"{meta['max_prompt_tokens']} prompt tokens.", "",
-             "| model | " + " | ".join(k.upper() for k in KEYS) + " |",
-             "|---|" + "---|" * len(KEYS)]
+             f"{meta['max_prompt_tokens']} prompt tokens. Scores x100.", "",
+             "| model | " + " | ".join(keys) + " |",
+             "|---|" + "---|" * len(keys)]
     for name, scores in results.items():
-        lines.append(f"| {name} | " + " | ".join(f"{scores[k]:.2f}" for k in KEYS) + " |")
+        lines.append(f"| {name} | " + " | ".join(f"{scores[k]:.2f}" for k in keys) + " |")
     return "\n".join(lines) + "\n\n![metrics](metrics.png)\n"
 
 
@@ -110,44 +143,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adapter", type=Path, help="default: the recipe's output_dir")
     parser.add_argument("--output-dir", type=Path)
     parser.add_argument("--max-samples", type=int, default=40)
-    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--max-new-tokens", type=int, help="default: 64 for dialogue, 128 for function calls")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
     recipe = read_recipe(args.recipe)
-    adapter = require_adapter(args.adapter or Path(recipe["output_dir"]), f"train first: make sft RECIPE={args.recipe}")
-    out_dir = args.output_dir or Path(recipe["output_dir"]).parent / "eval"
-    dataset = eval_dataset_file(recipe)
+    models = models_to_compare(recipe, args.recipe, args.adapter)
+    # an SFT recipe reports into <run>/eval, a GRPO recipe into <run>/eval_grpo: both reports survive
+    out_dir = args.output_dir or Path(recipe["output_dir"]).parent / ("eval_grpo" if recipe.get("stage") == "grpo" else "eval")
+    dataset, task = eval_dataset(recipe)
+    keys = FC_KEYS if task == "fc" else TEXT_KEYS
+    max_new_tokens = args.max_new_tokens or DEFAULT_NEW_TOKENS[task]
     examples = examples_from_sharegpt(json.loads(dataset.read_text(encoding="utf-8")))
 
-    tokenizer, model = load_model(recipe["model_name_or_path"])
+    tokenizer, _ = load_model(recipe["model_name_or_path"], weights=False)
     template = get_template(tokenizer, recipe["template"])
     prompt_ids = [encode_prompt(tokenizer, template, ex) for ex in examples]
-    max_prompt_tokens = int(recipe.get("cutoff_len", 2048)) - args.max_new_tokens
+    max_prompt_tokens = int(recipe.get("max_prompt_length") or int(recipe.get("cutoff_len", 2048)) - max_new_tokens)
     chosen, left_out = select(examples, prompt_ids, max_prompt_tokens, args.max_samples, args.seed)
     if not chosen:
         sys.exit(f"error: no example of {dataset} fits {max_prompt_tokens} prompt tokens")
     prompts = [prompt_ids[i] for i in chosen]
-    stops = stop_token_ids(tokenizer, template)
-    gen = dict(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, stop_ids=stops)
-
-    predictions = {"base": generate(model, tokenizer, prompts, desc="base", **gen)}
-    model = attach_adapter(model, adapter)
-    predictions["tuned"] = generate(model, tokenizer, prompts, desc="tuned", **gen)
+    gen = dict(max_new_tokens=max_new_tokens, batch_size=args.batch_size,
+               stop_ids=stop_token_ids(tokenizer, template))
 
     results = {}
-    for name, texts in predictions.items():
+    for name, adapter in models:
+        _, model = load_model(recipe["model_name_or_path"])
+        if adapter is not None:
+            model = attach_adapter(model, adapter)
+        texts = generate(model, tokenizer, prompts, desc=name, **gen)
         rows = [{"id": examples[i].id, "prompt": examples[i].messages[-1]["content"], "predict": text,
-                 "label": examples[i].label} for i, text in zip(chosen, texts)]
+                 "label": examples[i].label, **({"tools": examples[i].tools} if task == "fc" else {})}
+                for i, text in zip(chosen, texts)]
         write_jsonl(out_dir / f"predictions_{name}.jsonl", rows)
-        results[name] = corpus_scores([(r["predict"], r["label"]) for r in rows])
-    meta = {"recipe": str(args.recipe), "adapter": str(adapter), "dataset": str(dataset.relative_to(REPO_ROOT)),
-            "n": len(chosen), "left_out": left_out, "max_prompt_tokens": max_prompt_tokens,
-            "max_new_tokens": args.max_new_tokens, "seed": args.seed}
+        results[name] = score_rows(task, rows)
+    meta = {"recipe": str(args.recipe), "task": task, "models": {n: str(a) if a else None for n, a in models},
+            "dataset": str(dataset.relative_to(REPO_ROOT)), "n": len(chosen), "left_out": left_out,
+            "max_prompt_tokens": max_prompt_tokens, "max_new_tokens": max_new_tokens, "seed": args.seed}
     write_json(out_dir / "report.json", {"meta": meta, "results": results})
-    atomic_write_text(out_dir / "report.md", markdown_report(str(args.recipe), results, meta))
-    bar_chart(out_dir / "metrics.png", results, f"{args.recipe.stem}: base vs tuned (n={len(chosen)})")
+    atomic_write_text(out_dir / "report.md", markdown_report(str(args.recipe), results, keys, meta))
+    bar_chart(out_dir / "metrics.png", results, keys,
+              f"{args.recipe.stem}: {' vs '.join(results)} (n={len(chosen)})")
     print(json.dumps({"report": str(out_dir / "report.json"), **results}, ensure_ascii=False))
     return 0
 

@@ -16,6 +16,7 @@ import json
 import math
 import re
 from collections import Counter
+from functools import lru_cache
 from typing import Any
 
 MAX_CHARS = 200_000  # model outputs and references are far shorter; anything longer is unparseable
@@ -29,16 +30,20 @@ ACTION = re.compile(r"Action:\s*([^\n]+?)\s*\nAction Input:\s*", re.DOTALL)
 Call = dict  # {"name": str, "arguments": dict}
 
 
+STRUCTURE = re.compile(r'[\[\]{}"\\]')  # the only characters that change nesting or string state
+
+
 def _depth_ok(text: str) -> bool:
-    """Linear scan: bracket nesting outside strings stays within MAX_DEPTH."""
-    depth, in_string, escaped = 0, False, False
-    for ch in text:
+    """Bracket nesting outside strings stays within MAX_DEPTH. One pass over the structural
+    characters only (a regex finds them), so long plain text costs almost nothing."""
+    depth, in_string, escaped_at = 0, False, -2
+    for match in STRUCTURE.finditer(text):
+        ch, at = match.group(), match.start()
         if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
+            if ch == "\\":
+                if escaped_at != at - 1:  # a backslash not itself escaped escapes the next character
+                    escaped_at = at
+            elif ch == '"' and escaped_at != at - 1:
                 in_string = False
         elif ch == '"':
             in_string = True
@@ -149,11 +154,20 @@ def canonical(value: Any) -> str:
 
 
 def tools_by_name(tools: Any) -> dict[str, dict]:
-    """{name: parameters schema} from a tools JSON string or list of OpenAI-style definitions."""
+    """{name: parameters schema} from a tools JSON string or list of OpenAI-style definitions.
+    Treat the result as read-only: for a string it is cached (a GRPO group shares one tools string)."""
     if isinstance(tools, str):
-        ok, tools = loads_bounded(tools)
-        if not ok:
-            return {}
+        return _tools_from_string(tools)
+    return _tools_from_list(tools)
+
+
+@lru_cache(maxsize=4096)
+def _tools_from_string(text: str) -> dict[str, dict]:
+    ok, tools = loads_bounded(text)
+    return _tools_from_list(tools) if ok else {}
+
+
+def _tools_from_list(tools: Any) -> dict[str, dict]:
     out = {}
     for tool in tools if isinstance(tools, list) else []:
         if isinstance(tool, dict) and isinstance(tool.get("function"), dict):
@@ -238,11 +252,28 @@ def exact_match(predicted: list[Call], reference: list[Call]) -> bool:
     return bool(predicted) and key(predicted) == key(reference)
 
 
+@lru_cache(maxsize=4096)
+def _reference_calls(text: str) -> list[Call]:
+    """Reference calls from their JSON string, cached: every completion of a group is scored
+    against the same one (read-only)."""
+    return parse_tool_calls(text)
+
+
+# GRPO's combined reward (reward/fc.py) and the eval report both weigh the per-row scores with this.
+REWARD_WEIGHTS = {"parse": 0.25, "schema_hit": 0.25, "exec": 0.25, "arg_f1": 0.25}
+
+
+def combined(row_scores: dict[str, float], weights: dict[str, float] | None = None) -> float:
+    """Weighted sum of a row's scores (keys of score()); missing keys count 0."""
+    weights = REWARD_WEIGHTS if weights is None else weights
+    return float(sum(w * row_scores.get(key, 0.0) for key, w in weights.items()))
+
+
 def score(text: Any, reference: Any, tools: Any) -> dict[str, float]:
     """All per-row metrics for one prediction. reference: calls as a list or JSON string."""
     predicted = parse_tool_calls(text)
     if isinstance(reference, str):
-        reference = parse_tool_calls(reference)
+        reference = _reference_calls(reference)
     elif not isinstance(reference, list):
         reference = []
     else:

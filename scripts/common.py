@@ -3,6 +3,7 @@ a seeded train/val split, dataset_info.json registration and rejection reports."
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -50,9 +51,11 @@ class Rejection:
     row: int  # 0-based index of the record in its file (line index for JSONL)
     field: str
     reason: str
+    record_id: Any = None  # the record's own id, where it has one
 
     def __str__(self) -> str:
-        return f"{self.file}: row {self.row}: field '{self.field}': {self.reason}"
+        where = f"row {self.row}" + (f" (id {self.record_id})" if self.record_id is not None else "")
+        return f"{self.file}: {where}: field '{self.field}': {self.reason}"
 
 
 def read_records(path: Path) -> Iterator[tuple[int, Any, Rejection | None]]:
@@ -141,3 +144,28 @@ def report(script: str, read: int, converted: int, rejections: list[Rejection], 
     for rejection in rejections:
         print(f"REJECTED {rejection}", file=sys.stderr)
     print(f"{script}: {read} rows read, {converted} converted, {len(rejections)} rejected{extra}")
+
+
+def split_arguments(parser: argparse.ArgumentParser, default_input: Path, default_output_dir: Path,
+                    default_name: str) -> argparse.ArgumentParser:
+    """The options every converter shares: inputs, output dir, split and the registry."""
+    parser.add_argument("--input", type=Path, nargs="+", default=[default_input])
+    parser.add_argument("--output-dir", type=Path, default=default_output_dir)
+    parser.add_argument("--val-ratio", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--name", default=default_name, help="dataset names become NAME_train / NAME_val")
+    parser.add_argument("--dataset-info", type=Path, default=DATASET_INFO, help="the registry to update")
+    return parser
+
+
+def write_split(rows: list[dict], args: argparse.Namespace, entry: dict) -> str:
+    """Seeded train/val split written to args.output_dir and registered as NAME_train / NAME_val
+    (entry: the dataset_info fields besides file_name). Returns the summary's split part."""
+    train, val = split_train_val(rows, args.val_ratio, args.seed)
+    paths = {"train": args.output_dir / "train.json", "val": args.output_dir / "val.json"}
+    write_json(paths["train"], train)
+    write_json(paths["val"], val)
+    register_datasets(info_path=args.dataset_info, entries={
+        f"{args.name}_{split}": {"file_name": relative_to_repo(path), **entry} for split, path in paths.items()
+    })
+    return f"{len(train)} train -> {paths['train']}, {len(val)} val -> {paths['val']}"

@@ -24,16 +24,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from scripts.common import (
-    DATASET_INFO,
-    Rejection,
-    read_records,
-    register_datasets,
-    relative_to_repo,
-    report,
-    split_train_val,
-    write_json,
-)
+from scripts.common import Rejection, read_records, report, split_arguments, write_split
 from scripts.prompts import INTERVIEWER_SYSTEM_PROMPT, MAX_INTERVIEWER_ROUNDS
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "data" / "schema"
@@ -173,27 +164,13 @@ def convert_files(paths: list[Path]) -> tuple[list[dict], list[Rejection], int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input", type=Path, nargs="+", default=[DEFAULT_INPUT])
-    parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR)
-    parser.add_argument("--val-ratio", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--name", default="interview", help="dataset names become NAME_train / NAME_val")
-    parser.add_argument("--dataset-info", type=Path, default=DATASET_INFO, help="the registry to update")
+    parser = split_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]),
+                             DEFAULT_INPUT, DEFAULT_OUTPUT_DIR, "interview")
     args = parser.parse_args(argv)
-
     rows, rejections, read = convert_files(args.input)
-    train, val = split_train_val(rows, args.val_ratio, args.seed)
-    train_path, val_path = args.output_dir / "train.json", args.output_dir / "val.json"
-    write_json(train_path, train)
-    write_json(val_path, val)
-    columns = {"messages": "conversations", "system": "system"}
-    register_datasets(info_path=args.dataset_info, entries={
-        f"{args.name}_train": {"file_name": relative_to_repo(train_path), "formatting": "sharegpt", "columns": columns},
-        f"{args.name}_val": {"file_name": relative_to_repo(val_path), "formatting": "sharegpt", "columns": columns},
-    })
-    report("prepare_interview", read, len(rows), rejections,
-           f" ({len(train)} train -> {train_path}, {len(val)} val -> {val_path})")
+    split = write_split(rows, args, {"formatting": "sharegpt",
+                                     "columns": {"messages": "conversations", "system": "system"}})
+    report("prepare_interview", read, len(rows), rejections, f" ({split})")
     return 0 if rows else 1
 
 

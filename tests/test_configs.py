@@ -14,14 +14,16 @@ import yaml
 
 from tests.conftest import REPO
 
-RECIPES = sorted((REPO / "configs").glob("*.yaml"))
+RECIPES = sorted(p for p in (REPO / "configs").glob("*.yaml")
+                 if yaml.safe_load(p.read_text(encoding="utf-8")).get("stage") != "grpo")  # GRPO runs on TRL
 DATASET_INFO = json.loads((REPO / "dataset_info.json").read_text(encoding="utf-8"))
 
 
 def test_there_are_recipes():
     names = {p.name for p in RECIPES}
     assert {"interview_smollm2_lora_sft_cpu.yaml", "interview_qwen3_0.6b_lora_sft_12gb.yaml",
-            "interview_qwen3_8b_lora_sft_bf16.yaml"} <= names
+            "interview_qwen3_8b_lora_sft_bf16.yaml", "fc_smollm2_lora_sft_cpu.yaml",
+            "fc_qwen3_0.6b_lora_sft_12gb.yaml", "fc_qwen3_8b_lora_sft_bf16.yaml"} <= names
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
@@ -50,11 +52,20 @@ def test_recipe_passes_llamafactory_parser(recipe: Path, tiny_qwen3, tmp_path, m
     assert training_args.bf16 == bool(config.get("bf16", False))
 
 
-def test_gpu_profiles_match_the_documented_settings():
-    twelve = yaml.safe_load((REPO / "configs/interview_qwen3_0.6b_lora_sft_12gb.yaml").read_text())
+@pytest.mark.parametrize("task", ["interview", "fc"])
+def test_gpu_profiles_match_the_documented_settings(task):
+    twelve = yaml.safe_load((REPO / f"configs/{task}_qwen3_0.6b_lora_sft_12gb.yaml").read_text())
     assert (twelve["per_device_train_batch_size"], twelve["gradient_accumulation_steps"]) == (2, 8)
     assert twelve["gradient_checkpointing"] and twelve["bf16"]
     assert (twelve["lora_rank"], twelve["lora_alpha"], twelve["lora_target"]) == (32, 64, "all")
     assert float(twelve["learning_rate"]) == 2e-4
-    big = yaml.safe_load((REPO / "configs/interview_qwen3_8b_lora_sft_bf16.yaml").read_text())
+    big = yaml.safe_load((REPO / f"configs/{task}_qwen3_8b_lora_sft_bf16.yaml").read_text())
     assert (big["lora_rank"], big["lora_alpha"], big["num_train_epochs"], big["bf16"]) == (32, 64, 2.0, True)
+
+
+def test_function_calling_recipes_train_on_the_tools_dataset():
+    for recipe in sorted((REPO / "configs").glob("fc_*_sft_*.yaml")):
+        config = yaml.safe_load(recipe.read_text(encoding="utf-8"))
+        entry = DATASET_INFO[config["dataset"]]
+        assert entry["columns"].get("tools") == "tools", recipe.name
+        assert entry["tags"]["function_tag"] == "function_call", recipe.name

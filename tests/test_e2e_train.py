@@ -61,3 +61,62 @@ def test_embedded_smollm2_cpu_recipe_trains_a_few_steps(smollm2, tmp_path):
     log = [json.loads(line) for line in (out / "trainer_log.jsonl").read_text().splitlines()]
     losses = [row["loss"] for row in log if "loss" in row]
     assert len(losses) == 2 and all(0 < loss < 20 for loss in losses)
+
+
+@pytest.mark.slow
+def test_tiny_qwen3_trains_function_calling_and_eval_scores_the_six_metrics(tiny_qwen3, tmp_path):
+    recipe = train("fc_qwen3_0.6b_lora_sft_12gb.yaml", tmp_path, model_name_or_path=str(tiny_qwen3),
+                   max_steps=2, logging_steps=1, per_device_train_batch_size=2, gradient_accumulation_steps=1)
+    assert (tmp_path / "sft/adapter_model.safetensors").stat().st_size > 0
+
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
+    result = subprocess.run([sys.executable, "-m", "eval.run_eval", "--recipe", str(recipe), "--max-samples", "3",
+                             "--max-new-tokens", "8", "--output-dir", str(tmp_path / "eval")],
+                            cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "eval/report.json").read_text(encoding="utf-8"))
+    assert report["meta"]["task"] == "fc" and report["meta"]["n"] == 3
+    assert set(report["results"]) == {"base", "tuned"}
+    assert set(report["results"]["tuned"]) == {"n", "parse_rate", "name_acc", "arg_f1", "schema_hit_rate",
+                                               "exec_rate", "exact_match", "combined_reward"}
+    rows = [json.loads(line) for line in (tmp_path / "eval/predictions_base.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all(json.loads(r["tools"]) and json.loads(r["label"]) for r in rows)
+    assert "| tuned |" in (tmp_path / "eval/report.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_tiny_qwen3_sft_then_grpo_then_eval_compares_three_models(tiny_qwen3, tmp_path):
+    """The 12 GB profile's SFT -> GRPO -> eval chain on a tiny Qwen3 on CPU."""
+    train("fc_qwen3_0.6b_lora_sft_12gb.yaml", tmp_path, model_name_or_path=str(tiny_qwen3), max_steps=1,
+          per_device_train_batch_size=2, gradient_accumulation_steps=1)
+    config = yaml.safe_load((REPO / "configs/fc_qwen3_0.6b_grpo_12gb.yaml").read_text(encoding="utf-8"))
+    config.update(model_name_or_path=str(tiny_qwen3), sft_adapter=str(tmp_path / "sft"),
+                  output_dir=str(tmp_path / "grpo"), use_cpu=True, bf16=False, gradient_checkpointing=False,
+                  max_steps=2, num_generations=2, per_device_train_batch_size=2, gradient_accumulation_steps=1,
+                  max_completion_length=8, max_prompt_length=None, logging_steps=1, max_samples=8)
+    recipe = tmp_path / "grpo.yaml"
+    recipe.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
+    result = subprocess.run([sys.executable, "-m", "scripts.grpo", str(recipe)], cwd=REPO, env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = tmp_path / "grpo"
+    assert (out / "adapter_model.safetensors").stat().st_size > 0
+    log = json.loads((out / "trainer_log.json").read_text(encoding="utf-8"))
+    steps = [row for row in log if "reward" in row]
+    assert [row["step"] for row in steps] == [1, 2]
+    for name in ("json_parse_reward", "schema_hit_reward", "exec_reward", "semantic_reward"):
+        assert all(0.0 <= row[f"rewards/{name}/mean"] <= 1.0 for row in steps)
+    assert (out / "reward.png").read_bytes()[:4] == b"\x89PNG"
+    # GRPO saved the SFT adapter it continued (same LoRA tensors), not a fresh one of its own
+    from safetensors.torch import load_file
+    before, after = load_file(tmp_path / "sft/adapter_model.safetensors"), load_file(out / "adapter_model.safetensors")
+    assert before.keys() == after.keys()
+
+    result = subprocess.run([sys.executable, "-m", "eval.run_eval", "--recipe", str(recipe), "--max-samples", "2",
+                             "--max-new-tokens", "4", "--output-dir", str(tmp_path / "eval")],
+                            cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "eval/report.json").read_text(encoding="utf-8"))
+    assert list(report["results"]) == ["base", "sft", "grpo"]
+    assert all("combined_reward" in scores for scores in report["results"].values())

@@ -138,7 +138,8 @@ def test_fc_metrics_cli(tmp_path):
     out = subprocess.run([sys.executable, "-m", "eval.fc_metrics", "--predictions", str(path)], cwd=REPO,
                          capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == {"n": 2, "parse_rate": 0.5, "name_acc": 0.5, "arg_f1": 0.5,
-                                      "schema_hit_rate": 0.5, "exec_rate": 0.5, "exact_match": 0.5}
+                                      "schema_hit_rate": 0.5, "exec_rate": 0.5, "exact_match": 0.5,
+                                      "combined_reward": 0.5}
     path.write_text('{"predict": "x", "label": "[]"}\n', encoding="utf-8")
     bad = subprocess.run([sys.executable, "-m", "eval.fc_metrics", "--predictions", str(path)], cwd=REPO,
                          capture_output=True, text=True)

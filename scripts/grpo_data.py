@@ -1,0 +1,88 @@
+"""GRPO prompts for function calling, rendered exactly as SFT saw them.
+
+    python -m scripts.grpo_data --recipe configs/fc_smollm2_grpo_cpu.yaml [--show 2]
+
+TRL 0.24 does not pass a row's tools to the chat template, so each prompt is rendered here, as plain
+text, by LLaMA-Factory's template (the one the SFT recipe trained with): system message with the
+tools in the template's tool format, the user's query, and the assistant header. TRL then generates
+from that text as it is. The dataset keeps `tools` and `answers` (the reference calls) as columns;
+TRL passes them to the reward functions. `--show N` prints N rendered prompts with their token
+counts, so you can see exactly what the policy is asked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from eval.generate import Example, encode_prompt, get_template, load_model
+from eval.run_eval import eval_dataset, read_recipe
+from scripts.common import REPO_ROOT
+
+
+def dataset_file(recipe: dict, name: str) -> Path:
+    info = json.loads((REPO_ROOT / recipe.get("dataset_dir", ".") / "dataset_info.json").read_text(encoding="utf-8"))
+    if name not in info:
+        sys.exit(f"error: dataset '{name}' is not in dataset_info.json (run `make data`)")
+    path = REPO_ROOT / recipe.get("dataset_dir", ".") / info[name]["file_name"]
+    if not path.is_file():
+        sys.exit(f"error: {path} not found (run `make data`)")
+    if "tools" not in info[name].get("columns", {}):
+        sys.exit(f"error: dataset '{name}' has no tools column; GRPO here is for function calling")
+    return path
+
+
+def build_rows(sharegpt_rows: list[dict], tokenizer, template, max_prompt_tokens: int | None = None):
+    """[{"prompt", "tools", "answers"}] from function-calling ShareGPT rows, and how many were left
+    out because the rendered prompt is longer than max_prompt_tokens (TRL would cut it from the left,
+    which removes the tool list: worse than leaving the row out)."""
+    rows, too_long = [], 0
+    for row in sharegpt_rows:
+        turns = row["conversations"]
+        for k, turn in enumerate(turns):
+            if turn["from"] != "function_call":
+                continue
+            history = [{"role": {"human": "user", "observation": "observation", "gpt": "assistant",
+                                 "function_call": "function"}[t["from"]], "content": t["value"]} for t in turns[:k]]
+            ids = encode_prompt(tokenizer, template, Example(id="", system=row.get("system", ""), messages=history,
+                                                             label="", tools=row["tools"]))
+            if max_prompt_tokens and len(ids) > max_prompt_tokens:
+                too_long += 1
+                continue
+            rows.append({"prompt": tokenizer.decode(ids, skip_special_tokens=False),
+                         "tools": row["tools"], "answers": turn["value"]})
+    return rows, too_long
+
+
+def build_dataset(recipe: dict, tokenizer, split: str = "train"):
+    from datasets import Dataset
+
+    template = get_template(tokenizer, recipe["template"])
+    name = recipe["dataset"] if split == "train" else None
+    path = dataset_file(recipe, name) if name else eval_dataset(recipe)[0]
+    rows, too_long = build_rows(json.loads(path.read_text(encoding="utf-8")), tokenizer, template,
+                                recipe.get("max_prompt_length"))
+    if recipe.get("max_samples"):
+        rows = rows[: int(recipe["max_samples"])]
+    return Dataset.from_list(rows), too_long
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", type=Path, required=True)
+    parser.add_argument("--show", type=int, default=2)
+    args = parser.parse_args(argv)
+    recipe = read_recipe(args.recipe)
+    tokenizer, _ = load_model(recipe["model_name_or_path"], weights=False)
+    dataset, too_long = build_dataset(recipe, tokenizer)
+    for row in dataset.select(range(min(args.show, len(dataset)))):
+        n_tokens = len(tokenizer(row["prompt"], add_special_tokens=False)["input_ids"])
+        print(f"----- prompt ({n_tokens} tokens)\n{row['prompt']}\n----- reference calls\n{row['answers']}\n")
+    print(f"grpo_data: {len(dataset)} prompts, {too_long} left out as longer than max_prompt_length")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,242 @@
+"""Convert xlam-function-calling rows into LLaMA-Factory ShareGPT files with tools, and register them.
+
+    python -m scripts.prepare_xlam [--input data/raw/xlam_sample.json] [--output-dir data/fc]
+        [--val-ratio 0.1] [--seed 42] [--name fc]
+
+Input: the xlam schema (a JSON list or JSONL) - {"id", "query", "tools", "answers"} with tools and
+answers as JSON strings, parameters as {name: {"description", "type", "default"}} and xlam's type
+strings ("str", "int, optional", "List[int]", "Dict[str, Any]", ...).
+
+Output rows: {"id", "conversations": [human query, function_call], "tools": "<JSON string>"}.
+  - tools become OpenAI-style function definitions with a JSON-schema `parameters` object; a
+    parameter is required unless its xlam type says optional; xlam types map to JSON-schema types
+    (a type it cannot map, e.g. Callable, stays untyped and is counted in the summary);
+  - the reference calls become ONE function_call turn holding the JSON list of calls, so parallel
+    calls are one assistant action, as the model must emit them. No observation or final reply is
+    invented: xlam has no tool results, and training on fake ones teaches the model to ignore them.
+A row is rejected (reported with file, row, id, field and reason; the run goes on) when tools or
+answers are not valid JSON, the query is missing or empty, there is no call, a call names a tool the
+row does not offer, its arguments are not an object, or it passes an argument the tool does not
+declare. Same input and seed: byte-identical output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from eval.toolcall import executable, tools_by_name
+from scripts.common import Rejection, read_records, report, split_arguments, write_split
+
+DEFAULT_INPUT = Path("data/raw/xlam_sample.json")
+DEFAULT_OUTPUT_DIR = Path("data/fc")
+
+SCALARS = {"str": "string", "string": "string", "int": "integer", "integer": "integer",
+           "float": "number", "number": "number", "bool": "boolean", "boolean": "boolean"}
+ARRAYS = {"list", "tuple", "set", "sequence"}
+OBJECTS = {"dict", "mapping", "object"}
+OPTIONAL = re.compile(r",\s*optional\s*$", re.IGNORECASE)
+GENERIC = re.compile(r"^(\w+)\s*\[(.*)\]$", re.DOTALL)
+
+# ShareGPT tags LLaMA-Factory needs to read function_call turns (the defaults, spelled out).
+TAGS = {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
+        "observation_tag": "observation", "function_tag": "function_call"}
+
+
+class RowError(Exception):
+    def __init__(self, field: str, reason: str):
+        super().__init__(reason)
+        self.field, self.reason = field, reason
+
+
+def _split_top_level(text: str) -> list[str]:
+    """'int, List[str]' -> ['int', 'List[str]'] (commas inside brackets stay)."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch == "["
+        depth -= ch == "]"
+        if ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return [p for p in parts if p]
+
+
+def type_schema(xlam_type: str) -> dict | None:
+    """JSON-schema fragment for an xlam type without its 'optional' marker; None when unmappable.
+    {} means any value (xlam's Any)."""
+    text = xlam_type.strip()
+    lower = text.lower()
+    if lower in SCALARS:
+        return {"type": SCALARS[lower]}
+    if lower == "any":
+        return {}
+    if lower in ARRAYS:
+        return {"type": "array"}
+    if lower in OBJECTS:
+        return {"type": "object"}
+    match = GENERIC.match(text)
+    if not match:
+        return None
+    outer, inner = match.group(1).lower(), _split_top_level(match.group(2))
+    if outer in ARRAYS:
+        items = type_schema(inner[0]) if len(inner) == 1 else None  # Tuple[int, str]: no single item type
+        return {"type": "array", "items": items} if items else {"type": "array"}
+    if outer in OBJECTS:
+        return {"type": "object"}
+    if outer == "optional" and len(inner) == 1:
+        return type_schema(inner[0])
+    if outer == "union":
+        members = [type_schema(part) for part in inner]
+        if members and all(m and isinstance(m.get("type"), str) for m in members):
+            return {"type": sorted({m["type"] for m in members})}
+    return None
+
+
+def convert_parameter(name: str, spec: Any, where: str) -> tuple[dict, bool, bool]:
+    """(property schema, required, type known) for one xlam parameter."""
+    if not isinstance(spec, dict):
+        raise RowError(where, f"parameter '{name}' is not an object")
+    raw_type = spec.get("type", "")
+    if not isinstance(raw_type, str):
+        raise RowError(f"{where}.type", f"type of '{name}' is not a string")
+    optional = bool(OPTIONAL.search(raw_type)) or raw_type.strip().lower().startswith("optional[")
+    base = OPTIONAL.sub("", raw_type).strip()
+    schema = type_schema(base) if base else {}
+    known = schema is not None
+    prop = dict(schema or {})
+    description = spec.get("description", "")
+    description = description if isinstance(description, str) else str(description)
+    if not known:  # keep what xlam said, so the model still sees it
+        description = f"{description} (type: {base})".strip()
+    prop["description"] = description
+    default = spec.get("default", "")
+    if default not in ("", None):
+        prop["default"] = default
+    return prop, not optional, known
+
+
+def convert_tools(tools: list, field: str = "tools") -> tuple[list[dict], int]:
+    """xlam tools -> OpenAI-style function definitions; also the count of unmappable types."""
+    functions, unknown = [], 0
+    for i, tool in enumerate(tools):
+        where = f"{field}[{i}]"
+        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str) or not tool["name"].strip():
+            raise RowError(where, "a tool must be an object with a non-empty 'name'")
+        params = tool.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise RowError(f"{where}.parameters", "parameters must be an object")
+        properties, required = {}, []
+        for name, spec in params.items():
+            prop, is_required, known = convert_parameter(name, spec, f"{where}.parameters.{name}")
+            properties[name] = prop
+            unknown += not known
+            if is_required:
+                required.append(name)
+        description = tool.get("description", "")
+        functions.append({
+            "name": tool["name"],
+            "description": description if isinstance(description, str) else str(description),
+            "parameters": {"type": "object", "properties": properties, "required": required},
+        })
+    return functions, unknown
+
+
+def _json_field(record: dict, field: str) -> Any:
+    value = record.get(field)
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise RowError(field, f"not valid JSON ({exc.msg} at char {exc.pos})") from None
+    if isinstance(value, list):  # already decoded, e.g. by a datasets export
+        return value
+    raise RowError(field, "missing" if value is None else f"expected a JSON string, got {type(value).__name__}")
+
+
+def check_calls(answers: Any, functions: list[dict]) -> list[dict]:
+    if not isinstance(answers, list) or not answers:
+        raise RowError("answers", "expected a non-empty list of calls")
+    declared = {f["name"]: f["parameters"]["properties"] for f in functions}
+    calls = []
+    for i, call in enumerate(answers):
+        where = f"answers[{i}]"
+        if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+            raise RowError(where, "a call must be an object with a 'name'")
+        if call["name"] not in declared:
+            raise RowError(f"{where}.name", f"unknown function '{call['name']}' (not in this row's tools)")
+        arguments = call.get("arguments", {})
+        if not isinstance(arguments, dict):
+            raise RowError(f"{where}.arguments", f"arguments must be an object, got {type(arguments).__name__}")
+        for name in arguments:
+            if name not in declared[call["name"]]:
+                raise RowError(f"{where}.arguments.{name}", f"argument '{name}' is not declared by '{call['name']}'")
+        calls.append({"name": call["name"], "arguments": arguments})
+    return calls
+
+
+def convert_row(record: Any) -> tuple[dict, int]:
+    """(ShareGPT row, unmappable types) or RowError."""
+    if not isinstance(record, dict):
+        raise RowError("<record>", f"expected a JSON object, got {type(record).__name__}")
+    query = record.get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise RowError("query", "missing or empty")
+    tools = _json_field(record, "tools")
+    if not isinstance(tools, list):
+        raise RowError("tools", "expected a JSON list of tools")
+    functions, unknown = convert_tools(tools)
+    calls = check_calls(_json_field(record, "answers"), functions)
+    row = {
+        "id": record.get("id"),
+        "conversations": [
+            {"from": "human", "value": query},
+            {"from": "function_call", "value": json.dumps(calls, ensure_ascii=False)},
+        ],
+        "tools": json.dumps(functions, ensure_ascii=False),
+    }
+    return row, unknown
+
+
+def convert_files(paths: list[Path]) -> tuple[list[dict], list[Rejection], int, dict]:
+    rows, rejections, read = [], [], 0
+    stats = {"untyped_parameters": 0, "parallel": 0, "reference_not_type_correct": 0}
+    for path in paths:
+        for index, record, bad_line in read_records(path):
+            read += 1
+            if bad_line is not None:
+                rejections.append(bad_line)
+                continue
+            try:
+                row, unknown = convert_row(record)
+            except RowError as error:
+                record_id = record.get("id") if isinstance(record, dict) else None
+                rejections.append(Rejection(str(path), index, error.field, error.reason, record_id))
+                continue
+            calls = json.loads(row["conversations"][1]["value"])
+            stats["untyped_parameters"] += unknown
+            stats["parallel"] += len(calls) > 1
+            # kept (the data is what it is) but counted: exec_rate of the reference itself is below 1
+            stats["reference_not_type_correct"] += not executable(calls, tools_by_name(row["tools"]))
+            rows.append(row)
+    return rows, rejections, read, stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = split_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]),
+                             DEFAULT_INPUT, DEFAULT_OUTPUT_DIR, "fc")
+    args = parser.parse_args(argv)
+    rows, rejections, read, stats = convert_files(args.input)
+    split = write_split(rows, args, {"formatting": "sharegpt",
+                                     "columns": {"messages": "conversations", "tools": "tools"}, "tags": TAGS})
+    report("prepare_xlam", read, len(rows), rejections,
+           f" ({split}; {stats['parallel']} parallel, {stats['untyped_parameters']} untyped parameters, "
+           f"{stats['reference_not_type_correct']} references not type-correct)")
+    return 0 if rows else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

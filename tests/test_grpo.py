@@ -1,0 +1,77 @@
+"""GRPO recipes, launcher and dataset builder (the end-to-end run is in test_e2e_train.py)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from eval.generate import get_template
+from scripts import grpo
+from scripts.grpo_data import build_rows
+from tests.conftest import REPO
+
+GRPO_RECIPES = sorted((REPO / "configs").glob("*_grpo_*.yaml"))
+
+
+def test_there_are_grpo_recipes_for_every_profile():
+    assert {p.name for p in GRPO_RECIPES} == {"fc_smollm2_grpo_cpu.yaml", "fc_qwen3_0.6b_grpo_12gb.yaml",
+                                              "fc_qwen3_8b_grpo_bf16.yaml"}
+
+
+@pytest.mark.parametrize("recipe", GRPO_RECIPES, ids=lambda p: p.name)
+def test_grpo_recipe_builds_a_grpo_config_and_matches_its_sft_recipe(recipe, monkeypatch):
+    import transformers.training_args
+
+    monkeypatch.setattr(transformers.training_args, "is_torch_bf16_gpu_available", lambda *a, **k: True)
+    config = yaml.safe_load(recipe.read_text(encoding="utf-8"))
+    assert config["stage"] == "grpo" and config.get("trust_remote_code") is False
+    args = grpo.grpo_config(dict(config))
+    assert args.num_generations == config["num_generations"]
+    assert args.reward_weights == config["reward_weights"]
+    assert (args.per_device_train_batch_size * args.gradient_accumulation_steps) % args.num_generations == 0
+    funcs = grpo.load_reward_funcs(config["reward_funcs"])
+    assert [f.__name__ for f in funcs] == ["json_parse_reward", "schema_hit_reward", "exec_reward", "semantic_reward"]
+    # GRPO continues the adapter of the SFT recipe of the same profile, with the same model and template
+    sft = [yaml.safe_load(p.read_text(encoding="utf-8")) for p in (REPO / "configs").glob("fc_*_sft_*.yaml")]
+    partner = [s for s in sft if s["output_dir"] == config["sft_adapter"]]
+    assert len(partner) == 1, f"no SFT recipe writes {config['sft_adapter']}"
+    assert partner[0]["model_name_or_path"] == config["model_name_or_path"]
+    assert partner[0]["template"] == config["template"]
+
+
+def test_unknown_keys_and_mismatched_weights_are_errors():
+    base = {"stage": "grpo", "reward_funcs": ["reward.fc.exec_reward"], "output_dir": "/tmp/x", "use_cpu": True}
+    with pytest.raises(SystemExit, match="num_genrations"):
+        grpo.grpo_config({**base, "num_genrations": 4})
+    with pytest.raises(SystemExit, match="one weight per reward"):
+        grpo.grpo_config({**base, "reward_weights": [0.5, 0.5]})
+    with pytest.raises(SystemExit, match="cannot be imported"):
+        grpo.load_reward_funcs(["reward.fc.no_such_reward"])
+
+
+def test_overrides_are_yaml_values():
+    recipe = grpo.apply_overrides({"max_steps": 10}, ["max_steps=2", "beta=0.04", "use_vllm=false"])
+    assert recipe == {"max_steps": 2, "beta": 0.04, "use_vllm": False}
+    with pytest.raises(SystemExit):
+        grpo.apply_overrides({}, ["max_steps"])
+
+
+def test_prompts_carry_the_tools_in_the_template_format_and_keep_reward_columns(smollm2):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2)
+    template = get_template(tokenizer, "smollm2")
+    rows = json.loads((REPO / "data/fc/val.json").read_text(encoding="utf-8"))[:5]
+    built, too_long = build_rows(rows, tokenizer, template)
+    assert too_long == 0 and len(built) == 5
+    for row, source in zip(built, rows):
+        names = [t["name"] for t in json.loads(source["tools"])]
+        assert row["prompt"].startswith("<|im_start|>system\n")
+        assert all(f"Tool Name: {name}" in row["prompt"] for name in names)  # LLaMA-Factory's default tool format
+        assert source["conversations"][0]["value"] in row["prompt"]
+        assert row["prompt"].endswith("<|im_start|>assistant\n")
+        assert row["tools"] == source["tools"] and row["answers"] == source["conversations"][1]["value"]
+    lengths = [len(tokenizer(r["prompt"], add_special_tokens=False)["input_ids"]) for r in built]
+    short, left_out = build_rows(rows, tokenizer, template, max_prompt_tokens=sorted(lengths)[2])
+    assert len(short) == 3 and left_out == 2  # long prompts are left out, never cut

@@ -1,0 +1,190 @@
+import copy
+import json
+import subprocess
+import sys
+
+import pytest
+
+from eval.toolcall import executable, parse_tool_calls, tools_by_name
+from scripts import prepare_xlam as prep
+from scripts.gen_xlam_sample import CATALOGUE, generate
+from tests.conftest import REPO
+
+TOOLS = [
+    {"name": "get_weather", "description": "Weather for a city.", "parameters": {
+        "city": {"description": "City name.", "type": "str", "default": ""},
+        "days": {"description": "Forecast days.", "type": "int, optional", "default": 3},
+    }},
+    {"name": "stats", "description": "Statistics.", "parameters": {
+        "nums": {"description": "Numbers.", "type": "List[int]", "default": ""},
+        "weights": {"description": "Weights.", "type": "List[float], optional", "default": ""},
+        "options": {"description": "Options.", "type": "Dict[str, Any], optional", "default": ""},
+        "exact": {"description": "Exact?", "type": "bool", "default": ""},
+        "scale": {"description": "Scale.", "type": "float", "default": ""},
+    }},
+]
+GOOD = {
+    "id": 7,
+    "query": "Weather in Paris and Tokyo?",
+    "tools": json.dumps(TOOLS),
+    "answers": json.dumps([{"name": "get_weather", "arguments": {"city": "Paris"}},
+                           {"name": "get_weather", "arguments": {"city": "Tokyo", "days": 2}}]),
+}
+
+
+def mutate(**fields):
+    record = copy.deepcopy(GOOD)
+    record.update(fields)
+    return record
+
+
+def test_good_row_becomes_one_function_call_turn_with_the_parallel_calls():
+    row, unknown = prep.convert_row(GOOD)
+    assert unknown == 0
+    assert row["id"] == 7
+    human, call = row["conversations"]
+    assert human == {"from": "human", "value": "Weather in Paris and Tokyo?"}
+    assert call["from"] == "function_call"
+    assert json.loads(call["value"]) == json.loads(GOOD["answers"])
+    assert len(row["conversations"]) == 2  # no invented observation or reply
+
+
+def test_tools_become_openai_functions_with_json_schema_types_and_required():
+    row, _ = prep.convert_row(GOOD)
+    weather, stats = json.loads(row["tools"])
+    assert weather == {"name": "get_weather", "description": "Weather for a city.", "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string", "description": "City name."},
+                       "days": {"type": "integer", "description": "Forecast days.", "default": 3}},
+        "required": ["city"]}}
+    props = stats["parameters"]["properties"]
+    assert props["nums"]["type"] == "array" and props["nums"]["items"] == {"type": "integer"}
+    assert props["weights"]["items"] == {"type": "number"}
+    assert props["options"]["type"] == "object"
+    assert props["exact"]["type"] == "boolean" and props["scale"]["type"] == "number"
+    assert stats["parameters"]["required"] == ["nums", "exact", "scale"]
+
+
+@pytest.mark.parametrize("xlam_type, schema", [
+    ("str", {"type": "string"}), ("int", {"type": "integer"}), ("float", {"type": "number"}),
+    ("bool", {"type": "boolean"}), ("List[str]", {"type": "array", "items": {"type": "string"}}),
+    ("List[List[int]]", {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}}),
+    ("List", {"type": "array"}), ("Tuple[int, int]", {"type": "array"}),
+    ("Dict[str, Any]", {"type": "object"}), ("dict", {"type": "object"}),
+    ("Union[int, float]", {"type": ["integer", "number"]}), ("Optional[str]", {"type": "string"}),
+    ("Any", {}), ("Callable", None), ("datetime", None),
+])
+def test_type_mapping(xlam_type, schema):
+    assert prep.type_schema(xlam_type) == schema
+
+
+def test_optional_marker_and_unknown_types():
+    prop, required, known = prep.convert_parameter("f", {"description": "Fn.", "type": "Callable, optional"}, "x")
+    assert (required, known) == (False, False)
+    assert prop == {"description": "Fn. (type: Callable)"}  # untyped, xlam's type kept for the model
+    _, required, _ = prep.convert_parameter("s", {"description": "", "type": "Optional[str]"}, "x")
+    assert required is False
+
+
+@pytest.mark.parametrize("record, field, reason", [
+    (mutate(answers="[{'name': 'get_weather'}]"), "answers", "not valid JSON"),
+    (mutate(tools='[{"name": "get_weather",'), "tools", "not valid JSON"),
+    (mutate(query=""), "query", "missing or empty"),
+    (mutate(query="   "), "query", "missing or empty"),
+    ({k: v for k, v in GOOD.items() if k != "query"}, "query", "missing or empty"),
+    (mutate(answers=json.dumps([{"name": "book_flight", "arguments": {}}])), "answers[0].name",
+     "unknown function 'book_flight'"),
+    (mutate(answers=json.dumps([{"name": "get_weather", "arguments": ["Paris"]}])), "answers[0].arguments",
+     "arguments must be an object"),
+    (mutate(answers=json.dumps([{"name": "get_weather", "arguments": {"city": "Paris", "lang": "fr"}}])),
+     "answers[0].arguments.lang", "argument 'lang' is not declared"),
+    (mutate(answers="[]"), "answers", "non-empty list"),
+    (mutate(answers=json.dumps([{"name": "get_weather", "arguments": {"city": "X"}}, "nope"])), "answers[1]",
+     "must be an object"),
+    (mutate(tools=json.dumps({"name": "x"})), "tools", "JSON list"),
+    (mutate(tools=json.dumps([{"description": "no name"}])), "tools[0]", "non-empty 'name'"),
+    ({k: v for k, v in GOOD.items() if k != "tools"}, "tools", "missing"),
+    (["not", "an", "object"], "<record>", "expected a JSON object"),
+])
+def test_each_rejection_reason(record, field, reason):
+    with pytest.raises(prep.RowError) as error:
+        prep.convert_row(record)
+    assert error.value.field == field
+    assert reason in error.value.reason
+
+
+def test_rejections_are_counted_with_id_and_the_run_goes_on(tmp_path, capsys):
+    rows = [GOOD, mutate(id=8, query=""), mutate(id=9, answers="{bad"), mutate(id=10)]
+    src = tmp_path / "xlam.json"
+    src.write_text(json.dumps(rows), encoding="utf-8")
+    code = prep.main(["--input", str(src), "--output-dir", str(tmp_path / "out"),
+                      "--dataset-info", str(tmp_path / "dataset_info.json")])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "4 rows read, 2 converted, 2 rejected" in captured.out
+    assert "row 1 (id 8): field 'query': missing or empty" in captured.err
+    assert "row 2 (id 9): field 'answers': not valid JSON" in captured.err
+    info = json.loads((tmp_path / "dataset_info.json").read_text(encoding="utf-8"))
+    assert info["fc_train"]["columns"] == {"messages": "conversations", "tools": "tools"}
+    assert info["fc_val"]["tags"]["function_tag"] == "function_call"
+    assert info["fc_val"]["tags"]["observation_tag"] == "observation"
+
+
+def test_jsonl_input_and_bad_lines(tmp_path, capsys):
+    src = tmp_path / "xlam.jsonl"
+    src.write_text(json.dumps(GOOD) + "\n{not json\n", encoding="utf-8")
+    prep.main(["--input", str(src), "--output-dir", str(tmp_path / "out"), "--val-ratio", "0",
+               "--dataset-info", str(tmp_path / "di.json")])
+    assert "2 rows read, 1 converted, 1 rejected" in capsys.readouterr().out
+    assert len(json.loads((tmp_path / "out/train.json").read_text(encoding="utf-8"))) == 1
+
+
+def test_missing_input_file_exits_nonzero_naming_it(tmp_path):
+    missing = tmp_path / "nope.json"
+    result = subprocess.run([sys.executable, "-m", "scripts.prepare_xlam", "--input", str(missing),
+                             "--output-dir", str(tmp_path / "out"), "--dataset-info", str(tmp_path / "di.json")],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert str(missing) in result.stderr
+
+
+def test_same_input_and_seed_give_byte_identical_files(tmp_path):
+    src = tmp_path / "xlam.json"
+    src.write_text(json.dumps(generate(200, seed=3)), encoding="utf-8")
+    outputs = []
+    for run in ("a", "b"):
+        prep.main(["--input", str(src), "--output-dir", str(tmp_path / run), "--dataset-info", str(tmp_path / "di.json")])
+        outputs.append([(tmp_path / run / f).read_bytes() for f in ("train.json", "val.json")])
+    assert outputs[0] == outputs[1]
+    assert len(json.loads(outputs[0][1])) == 20
+
+
+def test_sample_generator_contract():
+    rows = generate(1200, seed=0)
+    assert rows == generate(1200, seed=0)
+    assert len(CATALOGUE) >= 30
+    assert any(t.name == "schedule_interview" for t in CATALOGUE)
+    calls = [json.loads(r["answers"]) for r in rows]
+    assert sum(len(c) > 1 for c in calls) > 200  # parallel calls
+    assert len({c["name"] for cs in calls for c in cs}) == len(CATALOGUE)  # every tool is used
+    for row, row_calls in zip(rows, calls):
+        converted, unknown = prep.convert_row(row)  # every sample row converts cleanly...
+        assert unknown == 0
+        # ...and its reference calls are type-correct and parse back through the shared core
+        assert executable(row_calls, tools_by_name(converted["tools"]))
+        assert parse_tool_calls(converted["conversations"][1]["value"]) == row_calls
+
+
+def test_converted_rows_load_through_llamafactory(tmp_path):
+    """LLaMA-Factory's own ShareGPT converter accepts the rows and keeps the tools."""
+    from llamafactory.data.converter import SharegptDatasetConverter
+    from llamafactory.data.parser import DatasetAttr
+    from llamafactory.hparams import DataArguments
+
+    attr = DatasetAttr("file", "x.json", formatting="sharegpt", messages="conversations", tools="tools",
+                       **prep.TAGS)
+    row, _ = prep.convert_row(GOOD)
+    out = SharegptDatasetConverter(attr, DataArguments())(row)
+    assert out["_prompt"] == [{"role": "user", "content": GOOD["query"]}]
+    assert out["_response"][0]["role"] == "function"
+    assert json.loads(out["_tools"]) == json.loads(row["tools"])
