@@ -180,6 +180,12 @@ def check_calls(answers: Any, functions: list[dict]) -> list[dict]:
 
 def convert_row(record: Any) -> tuple[dict, int]:
     """(ShareGPT row, unmappable types) or RowError."""
+    row, unknown, _, _ = convert_row_parts(record)
+    return row, unknown
+
+
+def convert_row_parts(record: Any) -> tuple[dict, int, list[dict], list[dict]]:
+    """convert_row, plus the decoded calls and function definitions (for the summary's checks)."""
     if not isinstance(record, dict):
         raise RowError("<record>", f"expected a JSON object, got {type(record).__name__}")
     query = record.get("query")
@@ -198,7 +204,7 @@ def convert_row(record: Any) -> tuple[dict, int]:
         ],
         "tools": json.dumps(functions, ensure_ascii=False),
     }
-    return row, unknown
+    return row, unknown, calls, functions
 
 
 def convert_files(paths: list[Path]) -> tuple[list[dict], list[Rejection], int, dict]:
@@ -211,16 +217,15 @@ def convert_files(paths: list[Path]) -> tuple[list[dict], list[Rejection], int, 
                 rejections.append(bad_line)
                 continue
             try:
-                row, unknown = convert_row(record)
+                row, unknown, calls, functions = convert_row_parts(record)
             except RowError as error:
                 record_id = record.get("id") if isinstance(record, dict) else None
                 rejections.append(Rejection(str(path), index, error.field, error.reason, record_id))
                 continue
-            calls = json.loads(row["conversations"][1]["value"])
             stats["untyped_parameters"] += unknown
             stats["parallel"] += len(calls) > 1
             # kept (the data is what it is) but counted: exec_rate of the reference itself is below 1
-            stats["reference_not_type_correct"] += not executable(calls, tools_by_name(row["tools"]))
+            stats["reference_not_type_correct"] += not executable(calls, tools_by_name(functions))
             rows.append(row)
     return rows, rejections, read, stats
 
