@@ -22,8 +22,11 @@ INTERVIEW_OUT := data/interview/train.json data/interview/val.json
 XLAM_SAMPLE := data/raw/xlam_sample.json
 XLAM_INPUT ?= $(XLAM_SAMPLE)
 FC_OUT := data/fc/train.json data/fc/val.json
+FOLLOWUP_RAW := data/raw/followup_decisions.jsonl
+FOLLOWUP_OUT := data/followup/train.json data/followup/val.json
+CLASSIFIER_RECIPE ?= configs/followup_classifier_cpu.yaml
 
-.PHONY: help setup model data sft grpo eval test test-fast bench clean
+.PHONY: help setup model data sft grpo classifier eval test test-fast bench clean
 
 help: ## list targets and variables
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,13 +59,22 @@ $(XLAM_SAMPLE): scripts/gen_xlam_sample.py | $(VENV)/.installed
 $(FC_OUT) &: $(XLAM_INPUT) scripts/prepare_xlam.py | $(VENV)/.installed
 	$(PY) -m scripts.prepare_xlam --input $(XLAM_INPUT)
 
-data: $(VENV)/.installed $(INTERVIEW_OUT) $(FC_OUT) ## generate and convert the datasets (XLAM_INPUT=real xlam file), register them
+$(FOLLOWUP_RAW): data/bank/question_bank.json scripts/gen_followup_data.py scripts/speech.py | $(VENV)/.installed
+	$(PY) -m scripts.gen_followup_data --output $@
+
+$(FOLLOWUP_OUT) &: $(FOLLOWUP_RAW) scripts/prepare_followup.py data/schema/followup_decision.schema.json | $(VENV)/.installed
+	$(PY) -m scripts.prepare_followup --input $(FOLLOWUP_RAW)
+
+data: $(VENV)/.installed $(INTERVIEW_OUT) $(FC_OUT) $(FOLLOWUP_OUT) ## generate and convert the datasets (XLAM_INPUT=real xlam file), register them
 
 sft: model data ## train RECIPE with llamafactory-cli (ARGS="key=value ...")
 	$(VENV)/bin/llamafactory-cli train $(RECIPE) $(ARGS)
 
 grpo: model data ## GRPO (TRL) from a function-calling SFT adapter: RECIPE=configs/fc_smollm2_grpo_cpu.yaml
 	$(PY) -m scripts.grpo $(RECIPE) $(ARGS)
+
+classifier: model data ## follow-up decision encoder classifier (CLASSIFIER_RECIPE=configs/followup_classifier_cpu.yaml)
+	$(PY) -m scripts.train_classifier $(CLASSIFIER_RECIPE) $(ARGS)
 
 eval: model data ## base vs tuned (vs GRPO) on RECIPE's val split: report.json, report.md, metrics.png
 	$(PY) -m eval.run_eval --recipe $(RECIPE) $(EVAL_ARGS)
@@ -73,9 +85,10 @@ test: model data ## the whole test suite (unit, recipe parsing, end-to-end train
 test-fast: $(VENV)/.installed ## unit tests only (no training)
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
 
-bench: model data ## benchmarks: batched generation, xlam conversion (writes bench/results/)
+bench: model data ## benchmarks: batched generation, xlam conversion, reward throughput (bench/results/)
 	$(PY) -m bench.bench_generation $(BENCH_ARGS)
 	$(PY) -m bench.bench_prepare_xlam
+	$(PY) -m bench.bench_rewards
 
 clean: ## remove runs/ (trained adapters and reports)
 	rm -rf runs

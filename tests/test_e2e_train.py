@@ -120,3 +120,31 @@ def test_tiny_qwen3_sft_then_grpo_then_eval_compares_three_models(tiny_qwen3, tm
     report = json.loads((tmp_path / "eval/report.json").read_text(encoding="utf-8"))
     assert list(report["results"]) == ["base", "sft", "grpo"]
     assert all("combined_reward" in scores for scores in report["results"].values())
+
+
+@pytest.mark.slow
+def test_followup_classifier_llm_and_eval_report_four_deciders(smollm2, tmp_path):
+    """make classifier + the follow-up CPU recipe (a step each) + make eval: rules, classifier, base, tuned."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
+    result = subprocess.run([sys.executable, "-m", "scripts.train_classifier", "configs/followup_classifier_cpu.yaml",
+                             f"output_dir={tmp_path / 'clf'}", "num_train_epochs=2", "logging_steps=1"],
+                            cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    clf_report = json.loads((tmp_path / "clf/classifier_report.json").read_text(encoding="utf-8"))
+    assert clf_report["dev"]["eval_macro_f1"] >= 0 and clf_report["val"]["n"] == 90
+    assert clf_report["train"] + clf_report["dev"] == 810
+
+    recipe = train("followup_smollm2_lora_sft_cpu.yaml", tmp_path, max_steps=1, logging_steps=1)
+    result = subprocess.run([sys.executable, "-m", "eval.run_eval", "--recipe", str(recipe), "--max-samples", "6",
+                             "--max-new-tokens", "6", "--classifier", str(tmp_path / "clf"),
+                             "--output-dir", str(tmp_path / "eval")], cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "eval/report.json").read_text(encoding="utf-8"))
+    assert report["meta"]["task"] == "decision" and report["meta"]["n"] == 6
+    assert list(report["results"]) == ["rules", "classifier", "base", "tuned"]
+    for scores in report["results"].values():
+        assert set(scores) == {"n", "accuracy", "macro_f1", "recall_FOLLOW_UP", "recall_NEXT_TOPIC", "recall_END",
+                               "invalid"}
+    rules = [json.loads(line) for line in (tmp_path / "eval/predictions_rules.jsonl").read_text().splitlines()]
+    assert len(rules) == 6 and all(r["predict"] in ("FOLLOW_UP", "NEXT_TOPIC", "END") for r in rules)
+    assert (tmp_path / "eval/confusion.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,185 @@
+"""Full fine-tune of a BERT-style sequence classifier for follow-up decisions (make classifier).
+
+    python -m scripts.train_classifier configs/followup_classifier_cpu.yaml [key=value ...]
+
+The input is the question and the answer, led by one token per feature - [D<depth>], [H<hesitation
+tenth>], [F<fillers, max 5>], [L<length bucket>] - added to the tokenizer's vocabulary, so the encoder
+reads the features as whole symbols rather than as digit characters; the target is the label. transformers' Trainer trains
+every weight. The best checkpoint is chosen by macro-F1 on a dev split carved (seeded) out of
+followup_train, so the val split that `make eval` reports stays unseen by model selection too; the
+best model is saved to output_dir with its tokenizer and a classifier_report.json.
+
+model_name_or_path: a local folder or hub id of a BERT-style encoder (bert-base-chinese in the GPU
+recipe), or `local:tiny-bert` - built here, offline: a character vocabulary from the training split
+and a small randomly initialised BERT (sizes under `tiny_bert:`), since no pretrained Chinese encoder
+can be had without the hub. Deterministic for a seed on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import unicodedata
+from pathlib import Path
+
+from eval.decision_metrics import decision_scores
+from eval.decision_rules import LABELS
+from eval.run_eval import read_recipe
+from scripts.common import REPO_ROOT, write_json
+from scripts.grpo import apply_overrides
+
+LOCAL_TINY_BERT = "local:tiny-bert"
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+LAUNCHER_KEYS = {"stage", "model_name_or_path", "tiny_bert", "dataset_dir", "dataset", "eval_dataset", "max_length",
+                 "dev_ratio", "trust_remote_code"}
+
+
+def load_split(recipe: dict, name: str) -> list[dict]:
+    info = json.loads((REPO_ROOT / recipe.get("dataset_dir", ".") / "dataset_info.json").read_text(encoding="utf-8"))
+    if name not in info:
+        sys.exit(f"error: dataset '{name}' is not in dataset_info.json (run `make data`)")
+    path = REPO_ROOT / recipe.get("dataset_dir", ".") / info[name]["file_name"]
+    if not path.is_file():
+        sys.exit(f"error: {path} not found (run `make data`)")
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    if not rows or not all({"question", "answer", "context", "label"} <= set(r) for r in rows):
+        sys.exit(f"error: {path} has no follow-up decision rows (question/answer/context/label)")
+    return rows
+
+
+LENGTH_BUCKETS = (20, 31, 61)  # the annotation guide's thresholds: < 20, 20-30, 31-60, > 60 characters
+FEATURE_TOKENS = ([f"[D{i}]" for i in range(4)] + [f"[H{i}]" for i in range(10)] + [f"[F{i}]" for i in range(6)]
+                  + [f"[L{i}]" for i in range(len(LENGTH_BUCKETS) + 1)])
+
+
+def feature_tokens(context: dict) -> str:
+    hesitation = min(int(float(context["hesitation_score"]) * 10), 9)
+    length = sum(context["answer_length"] >= edge for edge in LENGTH_BUCKETS)
+    return (f"[D{min(int(context['follow_up_depth']), 3)}][H{hesitation}]"
+            f"[F{min(int(context['filler_count']), 5)}][L{length}]")
+
+
+def classifier_text(row: dict) -> str:
+    return f"{feature_tokens(row['context'])}问题：{row['question']}回答：{row['answer']}"
+
+
+def build_char_tokenizer(texts: list[str], folder: Path):
+    """A character-level BERT tokenizer (WordLevel over single characters) from the training texts."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    # the vocabulary sees text as the tokenizer will: NFKC (full-width punctuation -> ASCII), lower case
+    chars = sorted({ch for text in texts for ch in unicodedata.normalize("NFKC", text).lower() if not ch.isspace()})
+    vocab = {token: i for i, token in enumerate(SPECIAL + FEATURE_TOKENS + chars)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
+                                                 pre_tokenizers.Split("", behavior="isolated")])
+    tok.add_special_tokens(FEATURE_TOKENS)  # matched whole, before the per-character split
+    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+                                                       special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                        sep_token="[SEP]", mask_token="[MASK]",
+                                        model_input_names=["input_ids", "token_type_ids", "attention_mask"])
+    tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
+def build_model(recipe: dict, train_texts: list[str], work: Path, seed: int):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    labels = {"id2label": dict(enumerate(LABELS)), "label2id": {label: i for i, label in enumerate(LABELS)}}
+    name = recipe["model_name_or_path"]
+    if name == LOCAL_TINY_BERT:
+        tokenizer = build_char_tokenizer(train_texts, work / "tokenizer")
+        sizes = {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 256,
+                 **(recipe.get("tiny_bert") or {})}
+        torch.manual_seed(seed)
+        config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=max(512, recipe.get("max_length", 256)),
+                            pad_token_id=tokenizer.pad_token_id, num_labels=len(LABELS), **sizes, **labels)
+        return tokenizer, BertForSequenceClassification(config)
+    trust = bool(recipe.get("trust_remote_code", False))
+    tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust)
+    model = AutoModelForSequenceClassification.from_pretrained(name, num_labels=len(LABELS), trust_remote_code=trust,
+                                                               **labels)
+    if tokenizer.add_tokens(FEATURE_TOKENS, special_tokens=True):
+        model.resize_token_embeddings(len(tokenizer))
+    return tokenizer, model
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        sys.exit("usage: python -m scripts.train_classifier RECIPE.yaml [key=value ...]")
+    recipe = apply_overrides(read_recipe(Path(argv[0])), argv[1:])
+    if recipe.get("stage") != "classifier":
+        sys.exit(f"error: {argv[0]} is not a classifier recipe (stage: classifier)")
+    import numpy as np
+    from datasets import Dataset
+    from transformers import Trainer, TrainingArguments
+
+    settings = {k: v for k, v in recipe.items() if k not in LAUNCHER_KEYS}
+    args = TrainingArguments(**settings)
+    rows = load_split(recipe, recipe["dataset"])
+    order = list(range(len(rows)))
+    random.Random(args.seed).shuffle(order)
+    n_dev = max(1, round(len(rows) * float(recipe.get("dev_ratio", 0.1))))
+    dev = [rows[i] for i in sorted(order[:n_dev])]
+    train = [rows[i] for i in sorted(order[n_dev:])]
+    val = load_split(recipe, recipe["eval_dataset"])
+
+    out = Path(args.output_dir)
+    tokenizer, model = build_model(recipe, [classifier_text(r) for r in train], out, args.seed)
+    label_id = {label: i for i, label in enumerate(LABELS)}
+
+    def encode(split: list[dict]) -> Dataset:
+        enc = tokenizer([classifier_text(r) for r in split], truncation=True, max_length=recipe.get("max_length", 256))
+        return Dataset.from_dict({**enc, "labels": [label_id[r["label"]] for r in split]})
+
+    def compute_metrics(prediction) -> dict:
+        predicted = [LABELS[i] for i in np.argmax(prediction.predictions, axis=-1)]
+        gold = [LABELS[i] for i in prediction.label_ids]
+        scores = decision_scores(predicted, gold)
+        return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
+
+    from transformers import DataCollatorWithPadding
+
+    trainer = Trainer(model=model, args=args, train_dataset=encode(train), eval_dataset=encode(dev),
+                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics)
+    trainer.train()
+    trainer.save_model(str(out))  # load_best_model_at_end: this is the best checkpoint by dev macro-F1
+    tokenizer.save_pretrained(str(out))
+    best_dev = trainer.evaluate()
+    predicted = predict_labels(out, [classifier_text(r) for r in val])
+    val_scores = decision_scores(predicted, [r["label"] for r in val])
+    write_json(out / "classifier_report.json", {"train": len(train), "dev": len(dev), "val": len(val),
+                                                "best_checkpoint": trainer.state.best_model_checkpoint,
+                                                "dev": {k: v for k, v in best_dev.items() if k.startswith("eval_")},
+                                                "val": val_scores})
+    print(json.dumps({"output_dir": str(out), "dev_macro_f1": best_dev.get("eval_macro_f1"),
+                      "val_accuracy": val_scores["accuracy"], "val_macro_f1": val_scores["macro_f1"]}))
+    return 0
+
+
+def predict_labels(model_dir: Path, texts: list[str], batch_size: int = 64) -> list[str]:
+    """Labels from a saved classifier (what make eval calls)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    if not (Path(model_dir) / "config.json").is_file():
+        raise SystemExit(f"error: no classifier in {model_dir} (train it first: make classifier)")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            enc = tokenizer(texts[start:start + batch_size], truncation=True, max_length=512, padding=True,
+                            return_tensors="pt")
+            out += [model.config.id2label[int(i)] for i in model(**enc).logits.argmax(-1)]
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
