@@ -256,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         write_jsonl(out_dir / f"predictions_{name}.jsonl", rows)
         results[name] = score_rows(task, rows)
     meta = {"recipe": str(args.recipe), "task": task, "models": {n: str(a) if a else None for n, a in models},
+            **({"classifier": str(args.classifier)} if task == "decision" else {}),
             "dataset": str(dataset.relative_to(REPO_ROOT)), "n": len(chosen), "left_out": left_out,
             "max_prompt_tokens": max_prompt_tokens, "max_new_tokens": max_new_tokens, "seed": args.seed}
     write_json(out_dir / "report.json", {"meta": meta, "results": results})

@@ -1,6 +1,6 @@
 """Generate labelled follow-up decisions (seed 001's schema) from the interview question bank.
 
-    python -m scripts.gen_followup_data [--output data/raw/followup_decisions.jsonl] [--rows 900] [--seed 0]
+    python -m scripts.gen_followup_data [--output data/raw/followup_decisions.jsonl] [--rows 2000] [--seed 0]
 
 Each row: the question asked at some follow-up depth of a topic's chain, the candidate's answer
 (the bank's detailed or partial answer, a hesitant version of it, or "不了解"), features computed
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bank", type=Path, default=DEFAULT_BANK)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--rows", type=int, default=900)
+    parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     rows = generate(json.loads(args.bank.read_text(encoding="utf-8")), args.rows, args.seed)
