@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipe", type=Path, required=True)
     parser.add_argument("--adapter", type=Path, help="default: the recipe's output_dir")
     parser.add_argument("--output-dir", type=Path)
-    parser.add_argument("--max-samples", type=int, help="default: 40 (dialogue, function calls); all rows (decisions)")
+    parser.add_argument("--max-samples", type=int, help="default: 40 (dialogue, function calls), 100 (decisions)")
     parser.add_argument("--classifier", type=Path, default=DEFAULT_CLASSIFIER,
                         help="decision task: the encoder classifier to score beside the LLMs (make classifier)")
     parser.add_argument("--max-new-tokens", type=int, help="default: 64 for dialogue, 128 for function calls")
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     task = "decision" if task == "text" and is_decision_data(source_rows) else task
     keys = {"fc": FC_KEYS, "decision": DECISION_KEYS, "text": TEXT_KEYS}[task]
     max_new_tokens = args.max_new_tokens or DEFAULT_NEW_TOKENS[task]
-    max_samples = args.max_samples or (len(source_rows) if task == "decision" else 40)
+    max_samples = args.max_samples or (100 if task == "decision" else 40)
     if task == "decision" and not (args.classifier / "config.json").is_file():
         sys.exit(f"error: no classifier in {args.classifier} (train it first: make classifier)")
     examples = examples_from_sharegpt(source_rows)
