@@ -41,7 +41,7 @@ from eval.generate import (Example, attach_adapter, encode_prompt, generate, get
                            require_adapter, stop_token_ids)
 from eval.text_metrics import KEYS as TEXT_KEYS
 from eval.text_metrics import corpus_scores
-from scripts.common import REPO_ROOT, atomic_write_text, write_json, write_jsonl
+from scripts.common import REPO_ROOT, atomic_write_text, registered_dataset, write_json, write_jsonl
 
 ROLE = {"human": "user", "gpt": "assistant", "function_call": "function", "observation": "observation"}
 TARGET_ROLES = {"gpt", "function_call"}
@@ -61,15 +61,8 @@ def read_recipe(path: Path) -> dict:
 def eval_dataset(recipe: dict) -> tuple[Path, str]:
     """(file, task) of the recipe's eval_dataset, or of its training dataset with _train -> _val."""
     name = recipe.get("eval_dataset") or str(recipe["dataset"]).split(",")[0].strip().replace("_train", "_val")
-    info_path = REPO_ROOT / recipe.get("dataset_dir", ".") / "dataset_info.json"
-    info = json.loads(info_path.read_text(encoding="utf-8"))
-    if name not in info:
-        sys.exit(f"error: dataset '{name}' is not in {info_path} (run `make data`)")
-    path = REPO_ROOT / recipe.get("dataset_dir", ".") / info[name]["file_name"]
-    if not path.is_file():
-        sys.exit(f"error: {path} not found (run `make data`)")
-    task = "fc" if "tools" in info[name].get("columns", {}) else "text"
-    return path, task
+    path, entry = registered_dataset(recipe.get("dataset_dir", "."), name)
+    return path, "fc" if "tools" in entry.get("columns", {}) else "text"
 
 
 def is_decision_data(rows: list[dict]) -> bool:

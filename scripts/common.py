@@ -130,6 +130,18 @@ def register_datasets(entries: dict[str, dict], info_path: Path = DATASET_INFO) 
     write_json(info_path, dict(sorted(info.items())))
 
 
+def registered_dataset(dataset_dir: str, name: str) -> tuple[Path, dict]:
+    """(file, dataset_info entry) of a registered dataset; exits naming what is missing."""
+    info_path = REPO_ROOT / dataset_dir / "dataset_info.json"
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    if name not in info:
+        sys.exit(f"error: dataset '{name}' is not in {info_path} (run `make data`)")
+    path = REPO_ROOT / dataset_dir / info[name]["file_name"]
+    if not path.is_file():
+        sys.exit(f"error: {path} not found (run `make data`)")
+    return path, info[name]
+
+
 def relative_to_repo(path: Path) -> str:
     """dataset_info.json lives at the repo root and recipes use `dataset_dir: .`, so file names
     are stored relative to the root."""

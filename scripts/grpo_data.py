@@ -19,17 +19,12 @@ from pathlib import Path
 
 from eval.generate import Example, encode_prompt, get_template, load_model
 from eval.run_eval import eval_dataset, read_recipe
-from scripts.common import REPO_ROOT
+from scripts.common import registered_dataset
 
 
 def dataset_file(recipe: dict, name: str) -> Path:
-    info = json.loads((REPO_ROOT / recipe.get("dataset_dir", ".") / "dataset_info.json").read_text(encoding="utf-8"))
-    if name not in info:
-        sys.exit(f"error: dataset '{name}' is not in dataset_info.json (run `make data`)")
-    path = REPO_ROOT / recipe.get("dataset_dir", ".") / info[name]["file_name"]
-    if not path.is_file():
-        sys.exit(f"error: {path} not found (run `make data`)")
-    if "tools" not in info[name].get("columns", {}):
+    path, entry = registered_dataset(recipe.get("dataset_dir", "."), name)
+    if "tools" not in entry.get("columns", {}):
         sys.exit(f"error: dataset '{name}' has no tools column; GRPO here is for function calling")
     return path
 

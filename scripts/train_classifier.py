@@ -26,7 +26,7 @@ from pathlib import Path
 from eval.decision_metrics import decision_scores
 from eval.decision_rules import LABELS
 from eval.run_eval import read_recipe
-from scripts.common import REPO_ROOT, write_json
+from scripts.common import registered_dataset, write_json
 from scripts.grpo import apply_overrides
 
 LOCAL_TINY_BERT = "local:tiny-bert"
@@ -36,12 +36,7 @@ LAUNCHER_KEYS = {"stage", "model_name_or_path", "tiny_bert", "dataset_dir", "dat
 
 
 def load_split(recipe: dict, name: str) -> list[dict]:
-    info = json.loads((REPO_ROOT / recipe.get("dataset_dir", ".") / "dataset_info.json").read_text(encoding="utf-8"))
-    if name not in info:
-        sys.exit(f"error: dataset '{name}' is not in dataset_info.json (run `make data`)")
-    path = REPO_ROOT / recipe.get("dataset_dir", ".") / info[name]["file_name"]
-    if not path.is_file():
-        sys.exit(f"error: {path} not found (run `make data`)")
+    path, _ = registered_dataset(recipe.get("dataset_dir", "."), name)
     rows = json.loads(path.read_text(encoding="utf-8"))
     if not rows or not all({"question", "answer", "context", "label"} <= set(r) for r in rows):
         sys.exit(f"error: {path} has no follow-up decision rows (question/answer/context/label)")
