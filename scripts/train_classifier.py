@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     best_dev = trainer.evaluate()
     predicted = predict_labels(out, [classifier_text(r) for r in val])
     val_scores = decision_scores(predicted, [r["label"] for r in val])
-    write_json(out / "classifier_report.json", {"train": len(train), "dev": len(dev), "val": len(val),
+    write_json(out / "classifier_report.json", {"rows": {"train": len(train), "dev": len(dev), "val": len(val)},
                                                 "best_checkpoint": trainer.state.best_model_checkpoint,
                                                 "dev": {k: v for k, v in best_dev.items() if k.startswith("eval_")},
                                                 "val": val_scores})
