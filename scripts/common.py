@@ -84,6 +84,27 @@ def read_records(path: Path) -> Iterator[tuple[int, Any, Rejection | None]]:
             yield row, None, Rejection(str(path), row, "<line>", f"not valid JSON: {exc.msg}")
 
 
+def convert_records(paths: list[Path], convert, id_field: str | None = "id") -> tuple[list, list[Rejection], int]:
+    """Run convert(record, where) -> (row, None) or (None, (field, reason)) over every record of the
+    files (where: "FILE: row N", for messages that point at another row).
+    Returns (rows, rejections, records read); a bad JSON line or a rejected record becomes a Rejection
+    with its file and row, and the record's id_field where it has one. Nothing is dropped silently."""
+    rows, rejections, read = [], [], 0
+    for path in paths:
+        for index, record, bad_line in read_records(path):
+            read += 1
+            if bad_line is not None:
+                rejections.append(bad_line)
+                continue
+            row, problem = convert(record, f"{path}: row {index}")
+            if problem is None:
+                rows.append(row)
+                continue
+            record_id = record.get(id_field) if id_field and isinstance(record, dict) else None
+            rejections.append(Rejection(str(path), index, *problem, record_id))
+    return rows, rejections, read
+
+
 def read_jsonl_objects(path: Path, required: tuple[str, ...]) -> list[dict]:
     """Rows of a JSONL file of objects that each have the required fields (prediction files).
     Exits with file, line and field on the first bad line: a metric over a partly read file would lie."""

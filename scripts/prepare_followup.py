@@ -23,7 +23,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from scripts.common import REPO_ROOT, Rejection, read_records, report, split_arguments, write_split
+from scripts.common import REPO_ROOT, Rejection, convert_records, report, split_arguments, write_split
 from scripts.prompts import DECISION_SYSTEM_PROMPT, render_decision_input
 
 SCHEMA = REPO_ROOT / "data" / "schema" / "followup_decision.schema.json"
@@ -62,20 +62,7 @@ def convert_record(record: Any, with_reason: bool = True) -> tuple[dict | None, 
 
 
 def convert_files(paths: list[Path], with_reason: bool) -> tuple[list[dict], list[Rejection], int]:
-    rows, rejections, read = [], [], 0
-    for path in paths:
-        for index, record, bad_line in read_records(path):
-            read += 1
-            if bad_line is not None:
-                rejections.append(bad_line)
-                continue
-            row, problem = convert_record(record, with_reason)
-            if problem:
-                record_id = record.get("id") if isinstance(record, dict) else None
-                rejections.append(Rejection(str(path), index, *problem, record_id))
-            else:
-                rows.append(row)
-    return rows, rejections, read
+    return convert_records(paths, lambda record, _where: convert_record(record, with_reason))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from scripts.common import Rejection, read_records, report, split_arguments, write_split
+from scripts.common import Rejection, convert_records, report, split_arguments, write_split
 from scripts.prompts import INTERVIEWER_SYSTEM_PROMPT, MAX_INTERVIEWER_ROUNDS
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "data" / "schema"
@@ -139,28 +139,18 @@ def convert_record(record: Any) -> tuple[dict | None, tuple[str, str] | None]:
 
 
 def convert_files(paths: list[Path]) -> tuple[list[dict], list[Rejection], int]:
-    rows: list[dict] = []
-    rejections: list[Rejection] = []
-    seen_ids: dict[str, str] = {}
-    read = 0
-    for path in paths:
-        for row, record, bad_line in read_records(path):
-            read += 1
-            if bad_line is not None:
-                rejections.append(bad_line)
-                continue
-            converted, problem = convert_record(record)
-            if problem is None and "id" in converted:
-                where = f"{path}: row {row}"
-                if converted["id"] in seen_ids:
-                    problem = ("id", f"duplicate id '{converted['id']}' (first at {seen_ids[converted['id']]})")
-                else:
-                    seen_ids[converted["id"]] = where
-            if problem is not None:
-                rejections.append(Rejection(str(path), row, *problem))
-            else:
-                rows.append(converted)
-    return rows, rejections, read
+    seen_ids: dict[str, str] = {}  # id -> where it first appeared
+
+    def convert(record: Any, where: str) -> tuple[dict | None, tuple[str, str] | None]:
+        converted, problem = convert_record(record)
+        if problem is None and "id" in converted:
+            if converted["id"] in seen_ids:
+                return None, ("id", f"duplicate id '{converted['id']}' (first at {seen_ids[converted['id']]})")
+            seen_ids[converted["id"]] = where
+        return converted, problem
+
+    # rejections name file and row only, as before (the id of a duplicate is in its reason)
+    return convert_records(paths, convert, id_field=None)
 
 
 def main(argv: list[str] | None = None) -> int:

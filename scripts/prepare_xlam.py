@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.toolcall import executable, tools_by_name
-from scripts.common import Rejection, read_records, report, split_arguments, write_split
+from scripts.common import Rejection, convert_records, report, split_arguments, write_split
 
 DEFAULT_INPUT = Path("data/raw/xlam_sample.json")
 DEFAULT_OUTPUT_DIR = Path("data/fc")
@@ -208,25 +208,20 @@ def convert_row_parts(record: Any) -> tuple[dict, int, list[dict], list[dict]]:
 
 
 def convert_files(paths: list[Path]) -> tuple[list[dict], list[Rejection], int, dict]:
-    rows, rejections, read = [], [], 0
     stats = {"untyped_parameters": 0, "parallel": 0, "reference_not_type_correct": 0}
-    for path in paths:
-        for index, record, bad_line in read_records(path):
-            read += 1
-            if bad_line is not None:
-                rejections.append(bad_line)
-                continue
-            try:
-                row, unknown, calls, functions = convert_row_parts(record)
-            except RowError as error:
-                record_id = record.get("id") if isinstance(record, dict) else None
-                rejections.append(Rejection(str(path), index, error.field, error.reason, record_id))
-                continue
-            stats["untyped_parameters"] += unknown
-            stats["parallel"] += len(calls) > 1
-            # kept (the data is what it is) but counted: exec_rate of the reference itself is below 1
-            stats["reference_not_type_correct"] += not executable(calls, tools_by_name(functions))
-            rows.append(row)
+
+    def convert(record: Any, _where: str) -> tuple[dict | None, tuple[str, str] | None]:
+        try:
+            row, unknown, calls, functions = convert_row_parts(record)
+        except RowError as error:
+            return None, (error.field, error.reason)
+        stats["untyped_parameters"] += unknown
+        stats["parallel"] += len(calls) > 1
+        # kept (the data is what it is) but counted: exec_rate of the reference itself is below 1
+        stats["reference_not_type_correct"] += not executable(calls, tools_by_name(functions))
+        return row, None
+
+    rows, rejections, read = convert_records(paths, convert)
     return rows, rejections, read, stats
 
 
