@@ -69,12 +69,13 @@ def is_decision_data(rows: list[dict]) -> bool:
     return bool(rows) and all(isinstance(r, dict) and r.get("label") in LABELS and "context" in r for r in rows)
 
 
-def examples_from_sharegpt(rows: list[dict]) -> list[Example]:
+def examples_from_sharegpt(rows: list[dict], targets: set[str] = TARGET_ROLES) -> list[Example]:
+    """One example per turn whose role is in targets: the conversation before it, its text as label."""
     out = []
     for row_index, row in enumerate(rows):
         turns = row["conversations"]
         for k, turn in enumerate(turns):
-            if turn["from"] not in TARGET_ROLES:
+            if turn["from"] not in targets:
                 continue
             history = [{"role": ROLE[t["from"]], "content": t["value"]} for t in turns[:k]]
             out.append(Example(id=f"{row.get('id', row_index)}#{k}", system=row.get("system", ""),

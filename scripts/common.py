@@ -179,6 +179,18 @@ def report(script: str, read: int, converted: int, rejections: list[Rejection], 
     print(f"{script}: {read} rows read, {converted} converted, {len(rejections)} rejected{extra}")
 
 
+def apply_overrides(recipe: dict, overrides: list[str]) -> dict:
+    """`key=value` command-line overrides (values read as YAML) on top of a recipe, for the launchers."""
+    import yaml
+
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            sys.exit(f"error: override '{item}' is not key=value")
+        recipe[key.strip()] = yaml.safe_load(value)
+    return recipe
+
+
 def split_arguments(parser: argparse.ArgumentParser, default_input: Path, default_output_dir: Path,
                     default_name: str) -> argparse.ArgumentParser:
     """The options every converter shares: inputs, output dir, split and the registry."""

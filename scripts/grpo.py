@@ -23,26 +23,15 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
-
 from eval.generate import get_template, load_model
 from eval.run_eval import read_recipe
-from scripts.common import REPO_ROOT
+from scripts.common import REPO_ROOT, apply_overrides
 from scripts.grpo_data import build_dataset
 
 # recipe keys this launcher uses itself; the rest go to GRPOConfig
 LAUNCHER_KEYS = {"stage", "model_name_or_path", "sft_adapter", "template", "dataset", "dataset_dir", "eval_dataset",
                  "max_samples", "reward_funcs", "trust_remote_code", "lora_rank", "lora_alpha", "lora_dropout",
                  "lora_target", "plot_reward"}
-
-
-def apply_overrides(recipe: dict, overrides: list[str]) -> dict:
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            sys.exit(f"error: override '{item}' is not key=value")
-        recipe[key.strip()] = yaml.safe_load(value)
-    return recipe
 
 
 def load_reward_funcs(paths: list[str]) -> list:

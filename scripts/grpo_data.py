@@ -17,8 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-from eval.generate import Example, encode_prompt, get_template, load_model
-from eval.run_eval import eval_dataset, read_recipe
+from eval.generate import encode_prompt, get_template, load_model
+from eval.run_eval import eval_dataset, examples_from_sharegpt, read_recipe
 from scripts.common import registered_dataset
 
 
@@ -34,20 +34,13 @@ def build_rows(sharegpt_rows: list[dict], tokenizer, template, max_prompt_tokens
     out because the rendered prompt is longer than max_prompt_tokens (TRL would cut it from the left,
     which removes the tool list: worse than leaving the row out)."""
     rows, too_long = [], 0
-    for row in sharegpt_rows:
-        turns = row["conversations"]
-        for k, turn in enumerate(turns):
-            if turn["from"] != "function_call":
-                continue
-            history = [{"role": {"human": "user", "observation": "observation", "gpt": "assistant",
-                                 "function_call": "function"}[t["from"]], "content": t["value"]} for t in turns[:k]]
-            ids = encode_prompt(tokenizer, template, Example(id="", system=row.get("system", ""), messages=history,
-                                                             label="", tools=row["tools"]))
-            if max_prompt_tokens and len(ids) > max_prompt_tokens:
-                too_long += 1
-                continue
-            rows.append({"prompt": tokenizer.decode(ids, skip_special_tokens=False),
-                         "tools": row["tools"], "answers": turn["value"]})
+    for example in examples_from_sharegpt(sharegpt_rows, targets={"function_call"}):
+        ids = encode_prompt(tokenizer, template, example)
+        if max_prompt_tokens and len(ids) > max_prompt_tokens:
+            too_long += 1
+            continue
+        rows.append({"prompt": tokenizer.decode(ids, skip_special_tokens=False),
+                     "tools": example.tools, "answers": example.label})
     return rows, too_long
 
 

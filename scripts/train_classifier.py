@@ -26,8 +26,7 @@ from pathlib import Path
 from eval.decision_metrics import decision_scores
 from eval.decision_rules import LABELS
 from eval.run_eval import read_recipe
-from scripts.common import registered_dataset, write_json
-from scripts.grpo import apply_overrides
+from scripts.common import apply_overrides, registered_dataset, write_json
 
 LOCAL_TINY_BERT = "local:tiny-bert"
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
