@@ -26,6 +26,7 @@ import torch
 from scripts.common import dump_json, relative_to_repo, write_json
 from scripts.prompts import INTERVIEWER_SYSTEM_PROMPT
 
+MAX_RELATIVE_GAP = 0.05  # the merge may differ from base + adapter by at most 5% of what the adapter changes
 CHECK_PROMPT = "面试官您好，我是来面试后端开发工程师岗位的。"
 
 
@@ -82,12 +83,16 @@ def logits_gap(base_path: str, adapter: Path, merged: Path, template_name: str) 
     reference_logits = reference(ids).logits.float()
     with reference.disable_adapter():  # the adapter's own effect: shows the check is not vacuous
         base_logits = reference(ids).logits.float()
+    merged_gap = float((merged_logits - reference_logits).abs().max())
+    adapter_effect = float((base_logits - reference_logits).abs().max())
     return {
         "prompt_tokens": int(ids.shape[1]),
         "dtype": str(dtype).removeprefix("torch."),
-        "max_abs_diff_merged_vs_adapter": float((merged_logits - reference_logits).abs().max()),
-        "max_abs_diff_base_vs_adapter": float((base_logits - reference_logits).abs().max()),
-        "same_argmax": bool(torch.equal(merged_logits.argmax(-1), reference_logits.argmax(-1))),
+        "max_abs_diff_merged_vs_adapter": merged_gap,
+        "max_abs_diff_base_vs_adapter": adapter_effect,
+        "same_argmax_fraction": float((merged_logits.argmax(-1) == reference_logits.argmax(-1)).float().mean()),
+        # float32 merges agree to ~1e-5; bf16 rounds W + BA once more, which stays far below the adapter's effect
+        "passed": merged_gap <= MAX_RELATIVE_GAP * max(adapter_effect, 1e-3),
     }
 
 
@@ -126,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     print(dump_json(report))
     print(f"merged model: {relative_to_repo(output)}")
     check = report.get("check")
-    if check and not check["same_argmax"]:
-        print("error: the merged model's greedy tokens differ from base + adapter", file=sys.stderr)
+    if check and not check["passed"]:
+        print(f"error: the merged model's logits differ from base + adapter by more than {MAX_RELATIVE_GAP:.0%} "
+              "of the adapter's own effect", file=sys.stderr)
         return 1
     return 0
 
