@@ -16,6 +16,18 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PYTHONPATH := $(CURDIR)
+# LLaMA-Factory's launcher runs `torchrun` by name for multi-process training
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+# Distributed training goes through LLaMA-Factory's own launcher, configured by environment variables.
+# Give them on the make command line (make exports command-line variables to the recipe), e.g.
+#   make sft RECIPE=configs/interview_qwen3_8b_lora_sft_zero3.yaml NPROC_PER_NODE=4
+#   make sft RECIPE=... NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 MASTER_PORT=29500 NPROC_PER_NODE=8
+#   make sft RECIPE=configs/interview_smollm2_lora_sft_cpu.yaml FORCE_TORCHRUN=1 NPROC_PER_NODE=2   # CPU, gloo
+#   USE_RAY=1 make sft RECIPE=...   (Ray: add ray_num_workers / resources_per_worker to the recipe)
+# GRPO runs on accelerate: ACCELERATE_CONFIG=configs/accelerate/multi_gpu.yaml make grpo RECIPE=...
+ACCELERATE_CONFIG ?=
+PLAN_ARGS ?=
 
 INTERVIEW_RAW := data/raw/interview_dialogues.jsonl
 INTERVIEW_OUT := data/interview/train.json data/interview/val.json
@@ -26,7 +38,7 @@ FOLLOWUP_RAW := data/raw/followup_decisions.jsonl
 FOLLOWUP_OUT := data/followup/train.json data/followup/val.json
 CLASSIFIER_RECIPE ?= configs/followup_classifier_cpu.yaml
 
-.PHONY: help setup model data sft grpo classifier eval merge llama-cpp gguf chat test test-fast bench clean
+.PHONY: help setup model data sft grpo classifier eval plan merge llama-cpp gguf chat test test-fast bench clean
 
 help: ## list targets and variables
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,6 +47,9 @@ help: ## list targets and variables
 	@echo "  ARGS=\"key=value ...\"   overrides passed to llamafactory-cli train (e.g. ARGS=\"max_steps=5\")"
 	@echo "  EVAL_ARGS=\"--max-samples 40 --max-new-tokens 64\"   options of eval.run_eval"
 	@echo "  CHAT_ARGS=\"--job 后端开发工程师 --topics Redis,MySQL 索引\"   options of scripts.chat (--help)"
+	@echo "  NPROC_PER_NODE=N NNODES=N NODE_RANK=i MASTER_ADDR=host MASTER_PORT=p FORCE_TORCHRUN=1   distributed make sft"
+	@echo "  ACCELERATE_CONFIG=configs/accelerate/<x>.yaml   make grpo under accelerate launch (multi-GPU / DeepSpeed)"
+	@echo "  PLAN_ARGS=\"--gpu-memory-gb 24 --gpus 2\"   make plan for another machine"
 	@echo "  XLAM_INPUT=$(XLAM_INPUT)   xlam-schema file for the function-calling data (the real 60k file works)"
 
 # The venv is rebuilt when the lock file or the setup script changes.
@@ -72,13 +87,20 @@ sft: model data ## train RECIPE with llamafactory-cli (ARGS="key=value ...")
 	$(VENV)/bin/llamafactory-cli train $(RECIPE) $(ARGS)
 
 grpo: model data ## GRPO (TRL) from a function-calling SFT adapter: RECIPE=configs/fc_smollm2_grpo_cpu.yaml
+ifeq ($(ACCELERATE_CONFIG),)
 	$(PY) -m scripts.grpo $(RECIPE) $(ARGS)
+else
+	$(VENV)/bin/accelerate launch --config_file $(ACCELERATE_CONFIG) -m scripts.grpo $(RECIPE) $(ARGS)
+endif
 
 classifier: model data ## follow-up decision encoder classifier (CLASSIFIER_RECIPE=configs/followup_classifier_cpu.yaml)
 	$(PY) -m scripts.train_classifier $(CLASSIFIER_RECIPE) $(ARGS)
 
 eval: model data ## base vs tuned (vs GRPO) on RECIPE's val split: report.json, report.md, metrics.png
 	$(PY) -m eval.run_eval --recipe $(RECIPE) $(EVAL_ARGS)
+
+plan: $(VENV)/.installed ## memory + time plan for RECIPE on its GPU (configs/profiles.yaml): does it fit?
+	$(PY) -m scripts.plan $(RECIPE) $(PLAN_ARGS)
 
 merge: model ## merge RECIPE's LoRA adapter into the base: <run>/merged (plain transformers), logits checked
 	$(PY) -m scripts.merge $(RECIPE) $(ARGS)
@@ -102,10 +124,11 @@ test: model data ## the whole test suite (unit, recipe parsing, end-to-end train
 test-fast: $(VENV)/.installed ## unit tests only (no training)
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
 
-bench: model data ## benchmarks: batched generation, xlam conversion, reward throughput (bench/results/)
+bench: model data ## benchmarks: generation, xlam conversion, rewards, plan vs measured memory (bench/results/)
 	$(PY) -m bench.bench_generation $(BENCH_ARGS)
 	$(PY) -m bench.bench_prepare_xlam
 	$(PY) -m bench.bench_rewards
+	$(PY) -m bench.bench_plan
 
 clean: ## remove runs/ (trained adapters and reports)
 	rm -rf runs

@@ -17,6 +17,6 @@ site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["pur
 rm -f "$site/torchaudio/lib/_torchaudio.abi3.so"
 
 # Fail here, not halfway through a training run, if the environment is unusable.
-HF_HUB_OFFLINE=1 "$venv/bin/python" -c "import llamafactory.hparams.parser, trl, peft, jieba, rouge_chinese, nltk, jsonschema"
+HF_HUB_OFFLINE=1 "$venv/bin/python" -c "import llamafactory.hparams.parser, trl, peft, deepspeed, jieba, rouge_chinese, nltk, jsonschema"
 touch "$venv/.installed"
 echo "setup: $venv ready ($("$venv/bin/python" -c 'import llamafactory; print("llamafactory", llamafactory.__version__)'))"

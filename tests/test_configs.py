@@ -7,6 +7,9 @@ bf16 is set and refuses on a machine without a bf16 GPU; the test answers that o
 """
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,15 +30,38 @@ def test_there_are_recipes():
             "fc_qwen3_0.6b_lora_sft_12gb.yaml", "fc_qwen3_8b_lora_sft_bf16.yaml"} <= names
 
 
+def parsed(config: dict) -> dict:
+    """LLaMA-Factory's parser on a recipe; the values the test checks."""
+    import transformers.training_args
+    from llamafactory.hparams import get_train_args
+
+    # the one hardware probe answered as an Ampere GPU would (see the module docstring)
+    transformers.training_args.is_torch_bf16_gpu_available = lambda *a, **k: True
+    model_args, data_args, training_args, finetuning_args, _ = get_train_args(config)
+    return {"finetuning_type": finetuning_args.finetuning_type, "lora_rank": finetuning_args.lora_rank,
+            "learning_rate": training_args.learning_rate, "cutoff_len": data_args.cutoff_len,
+            "template": data_args.template, "bf16": training_args.bf16,
+            "batch": training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps,
+            "deepspeed_stage": (training_args.hf_deepspeed_config.config["zero_optimization"]["stage"]
+                                if training_args.deepspeed else None)}
+
+
+def parsed_in_a_rank(config: dict, tmp_path: Path) -> dict:
+    """DeepSpeed recipes only parse inside a distributed launch: run the parser as rank 0 of 1 (gloo)."""
+    env = dict(os.environ, RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", LOCAL_WORLD_SIZE="1",
+               MASTER_ADDR="127.0.0.1", MASTER_PORT=str(29500 + os.getpid() % 1000), HF_HUB_OFFLINE="1",
+               PYTHONPATH=str(REPO))
+    result = subprocess.run([sys.executable, "-m", "tests.test_configs", json.dumps(config)], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
 def test_recipe_passes_llamafactory_parser(recipe: Path, tiny_qwen3, tmp_path, monkeypatch):
     from llamafactory.data.template import TEMPLATES
-    from llamafactory.hparams import get_train_args
-
-    import transformers.training_args
 
     monkeypatch.chdir(REPO)
-    monkeypatch.setattr(transformers.training_args, "is_torch_bf16_gpu_available", lambda *a, **k: True)
     config = yaml.safe_load(recipe.read_text(encoding="utf-8"))
     assert config.get("trust_remote_code") is False, "trust_remote_code must be off"
     assert config["template"] in TEMPLATES
@@ -43,14 +69,26 @@ def test_recipe_passes_llamafactory_parser(recipe: Path, tiny_qwen3, tmp_path, m
         assert name.strip() in DATASET_INFO, f"{recipe.name}: dataset {name} is not registered"
 
     config.update(model_name_or_path=str(tiny_qwen3), output_dir=str(tmp_path / "out"))
-    model_args, data_args, training_args, finetuning_args, _ = get_train_args(config)
-    assert finetuning_args.finetuning_type == config["finetuning_type"]
-    assert finetuning_args.lora_rank == config["lora_rank"]
-    assert training_args.learning_rate == pytest.approx(float(config["learning_rate"]))
-    assert training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps == (
-        config["per_device_train_batch_size"] * config["gradient_accumulation_steps"])
-    assert data_args.cutoff_len == config["cutoff_len"] and data_args.template == config["template"]
-    assert training_args.bf16 == bool(config.get("bf16", False))
+    values = parsed_in_a_rank(config, tmp_path) if config.get("deepspeed") else parsed(config)
+    assert values["finetuning_type"] == config["finetuning_type"]
+    assert values["lora_rank"] == config["lora_rank"]
+    assert values["learning_rate"] == pytest.approx(float(config["learning_rate"]))
+    assert values["batch"] == config["per_device_train_batch_size"] * config["gradient_accumulation_steps"]
+    assert values["cutoff_len"] == config["cutoff_len"] and values["template"] == config["template"]
+    assert values["bf16"] == bool(config.get("bf16", False))
+    if config.get("deepspeed"):
+        stage = json.loads((REPO / config["deepspeed"]).read_text())["zero_optimization"]["stage"]
+        assert values["deepspeed_stage"] == stage
+
+
+def test_8b_profile_has_zero2_zero3_and_offload_recipes():
+    stages = {}
+    for recipe in RECIPES:
+        config = yaml.safe_load(recipe.read_text(encoding="utf-8"))
+        if "Qwen3-8B" in config["model_name_or_path"] and config.get("deepspeed"):
+            zero = json.loads((REPO / config["deepspeed"]).read_text())["zero_optimization"]
+            stages[recipe.name] = (zero["stage"], "offload_param" in zero)
+    assert set(stages.values()) == {(2, False), (3, False), (3, True)}
 
 
 @pytest.mark.parametrize("task", ["interview", "fc"])
@@ -70,3 +108,7 @@ def test_function_calling_recipes_train_on_the_tools_dataset():
         entry = DATASET_INFO[config["dataset"]]
         assert entry["columns"].get("tools") == "tools", recipe.name
         assert entry["tags"]["function_tag"] == "function_call", recipe.name
+
+
+if __name__ == "__main__":  # a rank of parsed_in_a_rank
+    print(json.dumps(parsed(json.loads(sys.argv[1]))))
