@@ -254,15 +254,38 @@ def plan_for(recipe_path: Path, overrides: dict | None = None) -> tuple[Plan, di
     return plan, profile, render(recipe_path.name, recipe, plan, profile, zero_stage, offload, source)
 
 
+def profile_table() -> str:
+    """The README's profile table: every recipe of configs/profiles.yaml with its plan."""
+    rows = ["| recipe | GPU | model | batch x accum x GPUs | grad. ckpt | tokens per step (max) | plan per GPU "
+            "| fits | est. step time |", "|---|---|---|---|---|---|---|---|---|"]
+    for name in sorted(yaml.safe_load(PROFILES.read_text(encoding="utf-8"))):
+        recipe_path = REPO_ROOT / "configs" / name
+        recipe = yaml.safe_load(recipe_path.read_text(encoding="utf-8"))
+        result, profile, _ = plan_for(recipe_path)
+        zero_stage, offload = deepspeed_setup(recipe)
+        zero = f", ZeRO-{zero_stage}{' offload' if offload else ''}" if zero_stage else ""
+        fits = "yes" if result.total <= float(profile["memory_gb"]) * 1e9 else "**no**"
+        rows.append(f"| `{name}` | {profile['gpus']} x {profile['gpu']}{zero} | {Path(recipe['model_name_or_path']).name} "
+                    f"| {recipe['per_device_train_batch_size']} x {recipe['gradient_accumulation_steps']} x "
+                    f"{profile['gpus']} | {'yes' if recipe.get('gradient_checkpointing') else 'no'} "
+                    f"| {result.tokens_per_step:,} | {result.total / GIB:.1f} GiB of {profile['memory_gb']} GB "
+                    f"| {fits} | ~{result.step_seconds:.0f} s |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("recipe", type=Path)
+    parser.add_argument("recipe", type=Path, nargs="?")
+    parser.add_argument("--profiles", action="store_true", help="print the table of every profile (README)")
     parser.add_argument("--gpu-memory-gb", type=float, dest="memory_gb", help="GPU memory (default: profiles.yaml)")
     parser.add_argument("--gpus", type=int, help="number of GPUs (default: profiles.yaml)")
     parser.add_argument("--gpu", help="GPU name, for the printout")
     parser.add_argument("--bf16-tflops", type=float, dest="bf16_tflops", help="for the time estimate")
     args = parser.parse_args(argv)
-    if not args.recipe.is_file():
+    if args.profiles:
+        print(profile_table())
+        return 0
+    if args.recipe is None or not args.recipe.is_file():
         sys.exit(f"error: recipe not found: {args.recipe}")
     plan, profile, text = plan_for(args.recipe, {"memory_gb": args.memory_gb, "gpus": args.gpus, "gpu": args.gpu,
                                                  "bf16_tflops": args.bf16_tflops})

@@ -27,7 +27,7 @@ def launch(tmp_path: Path, name: str, *overrides: str) -> tuple[Path, str]:
                OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO),
                PATH=f"{REPO / '.venv/bin'}:{os.environ['PATH']}")
     command = [str(REPO / ".venv/bin/llamafactory-cli"), "train", str(RECIPE), "max_steps=2", "logging_steps=1",
-               "cutoff_len=128", "save_strategy=no", f"output_dir={output}", *overrides]
+               "cutoff_len=128", f"output_dir={output}", *overrides]
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
@@ -53,13 +53,17 @@ def test_two_processes_ddp_zero2_zero3_train_alike(tmp_path):
             assert re.search(rf"Process rank: {rank}, world size: 2, device: cpu", log), name
         assert f"Total train batch size (w. parallel, distributed & accumulation) = {global_batch}" in log, name
         adapters = sorted(p.relative_to(output).as_posix() for p in output.rglob("adapter_model.safetensors"))
-        assert adapters == ["adapter_model.safetensors"], (name, adapters)  # one adapter, written once
+        # one adapter (+ the last-step checkpoint's copy), written by rank 0 only
+        assert adapters == ["adapter_model.safetensors", "checkpoint-2/adapter_model.safetensors"], (name, adapters)
         from safetensors.torch import load_file
 
         weights = load_file(output / "adapter_model.safetensors")
         assert any(k.endswith("lora_B.weight") and float(v.abs().max()) > 0 for k, v in weights.items()), name
         state = json.loads((output / "trainer_state.json").read_text(encoding="utf-8"))
         assert state["global_step"] == 2, name
+        # two steps consumed 2 x 8 rows of the training set: each rank read its own half of every batch
+        examples = int(re.search(r"Num examples = ([\d,]+)", log).group(1).replace(",", ""))
+        assert state["epoch"] == pytest.approx(2 * global_batch / examples, rel=0.05), name
     reference = losses(runs["ddp"][0])
     assert len(reference) == 2
     for name in ("zero2", "zero3"):
