@@ -148,3 +148,16 @@ def test_followup_classifier_llm_and_eval_report_four_deciders(smollm2, tmp_path
     rules = [json.loads(line) for line in (tmp_path / "eval/predictions_rules.jsonl").read_text().splitlines()]
     assert len(rules) == 6 and all(r["predict"] in ("FOLLOW_UP", "NEXT_TOPIC", "END") for r in rules)
     assert (tmp_path / "eval/confusion.png").read_bytes()[:4] == b"\x89PNG"
+
+    # the trained classifier steers make chat (scripted stdin): its labels are the decisions recorded
+    answers = "Redis 有 RDB 和 AOF 两种持久化方式，RDB 是快照，AOF 记录写命令。\n这个我不了解。\n/quit\n"
+    result = subprocess.run([sys.executable, "-m", "scripts.chat", "--model", str(smollm2), "--template", "smollm2",
+                             "--classifier", str(tmp_path / "clf"), "--greedy", "--max-new-tokens", "8",
+                             "--transcript", str(tmp_path / "chat.json")], input=answers, cwd=REPO, env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    session = json.loads((tmp_path / "chat.json").read_text(encoding="utf-8"))
+    assert session["decider"].startswith("classifier") and session["ended_by"] == "quit"
+    decisions = [t["decision"] for t in session["turns"] if t.get("decision")]
+    assert len(decisions) == 2 and all(d["label"] in ("FOLLOW_UP", "NEXT_TOPIC", "END") for d in decisions)
+    assert decisions[1]["move"] == "NEXT_TOPIC"  # "不了解" changes the topic whatever the classifier says
