@@ -37,7 +37,14 @@ def parsed(config: dict) -> dict:
 
     # the one hardware probe answered as an Ampere GPU would (see the module docstring)
     transformers.training_args.is_torch_bf16_gpu_available = lambda *a, **k: True
-    model_args, data_args, training_args, finetuning_args, _ = get_train_args(config)
+    # parsing writes os.environ (ACCELERATE_MIXED_PRECISION=bf16 for a bf16 recipe): every training
+    # launched later by the suite would inherit it and train in bf16 autocast; put the environment back
+    saved = dict(os.environ)
+    try:
+        model_args, data_args, training_args, finetuning_args, _ = get_train_args(config)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     return {"finetuning_type": finetuning_args.finetuning_type, "lora_rank": finetuning_args.lora_rank,
             "learning_rate": training_args.learning_rate, "cutoff_len": data_args.cutoff_len,
             "template": data_args.template, "bf16": training_args.bf16,
