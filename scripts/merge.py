@@ -23,19 +23,12 @@ from pathlib import Path
 
 import torch
 
+from eval.run_eval import read_recipe
 from scripts.common import dump_json, relative_to_repo, write_json
 from scripts.prompts import INTERVIEWER_SYSTEM_PROMPT
 
 MAX_RELATIVE_GAP = 0.05  # the merge may differ from base + adapter by at most 5% of what the adapter changes
 CHECK_PROMPT = "面试官您好，我是来面试后端开发工程师岗位的。"
-
-
-def read_recipe(path: Path) -> dict:
-    import yaml
-
-    if not path.is_file():
-        sys.exit(f"error: recipe not found: {path}")
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
 def base_dtype(model_path: str) -> str:
