@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from scripts.common import REPO_ROOT, write_json
-from scripts.plan import GIB, Arch, make_plan
+from scripts.plan import GIB, Arch, lora_targets, make_plan
 
 MODEL = REPO_ROOT / "models" / "SmolLM2-135M-Instruct"
 RECIPE = REPO_ROOT / "configs" / "interview_smollm2_lora_sft_cpu.yaml"
@@ -34,7 +34,7 @@ import json, sys, torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
-batch, length, checkpointing, model_dir, rank, alpha, dropout = json.loads(sys.argv[1])
+batch, length, checkpointing, model_dir, rank, alpha, dropout, targets = json.loads(sys.argv[1])
 torch.manual_seed(0)
 torch.set_num_threads(2)
 
@@ -44,8 +44,7 @@ def status(key):
             return int(line.split()[1]) * 1024
 
 model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=[
-    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
+model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets))
 if checkpointing:
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.enable_input_require_grads()
@@ -66,7 +65,8 @@ print(json.dumps({"added": status("VmHWM:") - base}))
 
 
 def measure(batch: int, length: int, checkpointing: bool, recipe: dict) -> int:
-    args = [batch, length, checkpointing, str(MODEL), recipe["lora_rank"], recipe["lora_alpha"], recipe["lora_dropout"]]
+    args = [batch, length, checkpointing, str(MODEL), recipe["lora_rank"], recipe["lora_alpha"], recipe["lora_dropout"],
+            lora_targets(recipe)]
     # glibc keeps freed blocks below its (growing) mmap threshold in the heap; a fixed threshold returns
     # every tensor-sized block on free, so resident memory follows live tensors as a GPU allocator's would
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", OMP_NUM_THREADS="2")

@@ -28,10 +28,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import yaml
 
 from eval.decision_rules import decide as rule_decision
-from eval.generate import attach_adapter, get_template, load_model, stop_token_ids
+from eval.generate import Example, attach_adapter, encode_prompt, get_template, load_model, stop_token_ids
+from eval.run_eval import read_recipe
 from scripts.common import REPO_ROOT, relative_to_repo, write_json
 from scripts.prompts import INTERVIEWER_SYSTEM_PROMPT, MAX_INTERVIEWER_ROUNDS
 from scripts.speech import answer_length, filler_count, says_unknown, text_hesitation
@@ -90,9 +90,9 @@ class Interviewer:
             raise SystemExit("error: the tokenizer has no single-token digits 0-9 (needed to decode the score)")
 
     def _prompt(self, messages: list[dict], prefill: str) -> list[int]:
-        prompt, _ = self.template.encode_oneturn(self.tokenizer, messages + [{"role": "assistant", "content": ""}],
-                                                 INTERVIEWER_SYSTEM_PROMPT)
-        return prompt + self.tokenizer.encode(prefill, add_special_tokens=False)
+        example = Example(id="chat", system=INTERVIEWER_SYSTEM_PROMPT, messages=messages, label="")
+        return encode_prompt(self.tokenizer, self.template, example) + self.tokenizer.encode(
+            prefill, add_special_tokens=False)
 
     @torch.inference_mode()
     def continue_turn(self, messages: list[dict], prefill: str = "", max_new_tokens: int | None = None) -> str:
@@ -126,13 +126,13 @@ class Decider:
     """FOLLOW_UP / NEXT_TOPIC / END from the question, the answer and its speech features."""
 
     def __init__(self, classifier: Path | None):
-        self.classifier = classifier if classifier and (classifier / "config.json").is_file() else None
-        self.name = f"classifier ({relative_to_repo(self.classifier)})" if self.classifier else "rules"
-        if self.classifier:
-            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        found = classifier if classifier and (classifier / "config.json").is_file() else None
+        self.name = f"classifier ({relative_to_repo(found)})" if found else "rules"
+        self.classifier = None
+        if found:
+            from scripts.train_classifier import load_classifier
 
-            self.tokenizer = AutoTokenizer.from_pretrained(self.classifier)
-            self.model = AutoModelForSequenceClassification.from_pretrained(self.classifier).eval()
+            self.classifier = load_classifier(found)
 
     @staticmethod
     def features(answer: str, depth: int) -> dict:
@@ -140,15 +140,13 @@ class Decider:
         return {"follow_up_depth": min(depth, MAX_DEPTH), "hesitation_score": text_hesitation(answer),
                 "filler_count": filler_count(answer), "answer_length": answer_length(answer)}
 
-    @torch.inference_mode()
     def label(self, question: str, answer: str, context: dict) -> str:
         if self.classifier is None:
             return rule_decision(answer, context)
-        from scripts.train_classifier import classifier_text
+        from scripts.train_classifier import classifier_text, classify
 
-        text = classifier_text({"question": question, "answer": answer, "context": context})
-        enc = self.tokenizer(text, truncation=True, max_length=512, return_tensors="pt")
-        return self.model.config.id2label[int(self.model(**enc).logits.argmax(-1))]
+        return classify(self.classifier, [classifier_text({"question": question, "answer": answer,
+                                                            "context": context})])[0]
 
 
 def plan_move(label: str, answer: str, depth: int) -> str:
@@ -164,7 +162,7 @@ def trained_interviewers() -> list[tuple[float, Path, Path]]:
     """(mtime, recipe, adapter dir) for every trained adapter of an interview SFT recipe in configs/."""
     found = []
     for recipe_path in sorted((REPO_ROOT / "configs").glob("*.yaml")):
-        recipe = yaml.safe_load(recipe_path.read_text(encoding="utf-8")) or {}
+        recipe = read_recipe(recipe_path) or {}
         if recipe.get("stage") != "sft" or not str(recipe.get("dataset", "")).startswith("interview"):
             continue
         output = REPO_ROOT / recipe["output_dir"]
@@ -187,7 +185,7 @@ def resolve_model(args) -> tuple[str, Path | None, str]:
             raise SystemExit("error: no trained interviewer found (train one first: make sft), "
                              "or name one: --recipe / --model")
         _, recipe_path, adapter = found[-1]
-    recipe = yaml.safe_load(Path(recipe_path).read_text(encoding="utf-8")) if recipe_path else {}
+    recipe = read_recipe(Path(recipe_path)) if recipe_path else {}
     base = args.model or recipe.get("model_name_or_path")
     if base is None:
         raise SystemExit("error: --adapter needs --recipe (for the base model and template)")

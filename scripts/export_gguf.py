@@ -28,7 +28,7 @@ import torch
 
 from eval.run_eval import read_recipe
 from scripts.common import REPO_ROOT, atomic_write_text, dump_json, relative_to_repo, write_json
-from scripts.merge import CHECK_PROMPT, base_dtype
+from scripts.merge import CHECK_PROMPT, base_dtype, check_prompt_ids
 from scripts.prompts import INTERVIEWER_SYSTEM_PROMPT
 
 CONVERTER = REPO_ROOT / "tools" / "llama.cpp" / "convert_hf_to_gguf.py"
@@ -97,7 +97,6 @@ def check_gguf(path: Path, prompt_text: str, prompt_ids: list[int], reference: l
     start = time.perf_counter()
     llm = llama_cpp.Llama(model_path=str(path), n_ctx=1024, n_threads=os.cpu_count() or 1, seed=0, verbose=False)
     tokens = llm.tokenize(prompt_text.encode(), add_bos=False, special=True)
-    llm.reset()
     greedy = []
     for token in llm.generate(prompt_ids, top_k=1, temp=0.0, repeat_penalty=1.0, reset=True):
         greedy.append(int(token))
@@ -146,12 +145,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from transformers import AutoTokenizer
 
-    from eval.generate import Example, encode_prompt, get_template
-
     tokenizer = AutoTokenizer.from_pretrained(merged)
-    example = Example(id="check", system=INTERVIEWER_SYSTEM_PROMPT,
-                      messages=[{"role": "user", "content": CHECK_PROMPT}], label="")
-    prompt_ids = encode_prompt(tokenizer, get_template(tokenizer, recipe["template"]), example)
+    prompt_ids = check_prompt_ids(tokenizer, recipe["template"])
     prompt_text = tokenizer.decode(prompt_ids)
     reference = reference_continuation(merged, prompt_ids, CHECK_TOKENS)
     report = {"merged": relative_to_repo(merged), "prompt_tokens": len(prompt_ids),

@@ -53,19 +53,22 @@ def export_arguments(recipe: dict, adapter: Path, export_dir: Path, device: str)
     }
 
 
+def check_prompt_ids(tokenizer, template_name: str) -> list[int]:
+    """The interviewer's opening exchange, rendered by the recipe's template: the prompt both checks use."""
+    from eval.generate import Example, encode_prompt, get_template
+
+    example = Example(id="check", system=INTERVIEWER_SYSTEM_PROMPT,
+                      messages=[{"role": "user", "content": CHECK_PROMPT}], label="")
+    return encode_prompt(tokenizer, get_template(tokenizer, template_name), example)
+
+
 @torch.no_grad()
 def logits_gap(base_path: str, adapter: Path, merged: Path, template_name: str) -> dict:
     """Max |logit difference| between base + adapter (peft) and the merged folder (plain transformers)."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from eval.generate import Example, encode_prompt, get_template
-
-    tokenizer = AutoTokenizer.from_pretrained(merged)
-    template = get_template(tokenizer, template_name)
-    example = Example(id="check", system=INTERVIEWER_SYSTEM_PROMPT,
-                      messages=[{"role": "user", "content": CHECK_PROMPT}], label="")
-    ids = torch.tensor([encode_prompt(tokenizer, template, example)])
+    ids = torch.tensor([check_prompt_ids(AutoTokenizer.from_pretrained(merged), template_name)])
 
     dtype = getattr(torch, base_dtype(base_path))
     merged_model = AutoModelForCausalLM.from_pretrained(merged, dtype=dtype).eval()

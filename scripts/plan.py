@@ -201,6 +201,10 @@ def deepspeed_setup(recipe: dict) -> tuple[int, bool]:
     return int(zero.get("stage", 0)), "offload_optimizer" in zero or "offload_param" in zero
 
 
+def fits(plan: Plan, profile: dict) -> bool:
+    return plan.total <= float(profile["memory_gb"]) * 1e9  # GPU makers' "GB" are 10^9 bytes
+
+
 def gib(value: float) -> str:
     return f"{value / GIB:6.2f} GiB"
 
@@ -208,8 +212,7 @@ def gib(value: float) -> str:
 def render(name: str, recipe: dict, plan: Plan, profile: dict, zero_stage: int, offload: bool,
            source: str) -> str:
     checkpointing = bool(recipe.get("gradient_checkpointing", False))
-    memory = float(profile["memory_gb"]) * 1e9  # GPU makers' "GB" are 10^9 bytes
-    fits = plan.total <= memory
+    memory = float(profile["memory_gb"]) * 1e9
     zero = f"ZeRO-{zero_stage}{' + CPU offload' if offload else ''}" if zero_stage else "none (plain DDP / 1 GPU)"
     lines = [
         f"plan for {name}  (architecture: {source})",
@@ -227,7 +230,7 @@ def render(name: str, recipe: dict, plan: Plan, profile: dict, zero_stage: int, 
         f"    logits + loss         {gib(plan.logits)}",
         f"    CUDA context, slack   {gib(plan.overhead)}",
         f"    total                 {gib(plan.total)}  of {memory / GIB:.2f} GiB -> "
-        f"{'FITS' if fits else 'DOES NOT FIT'} ({(memory - plan.total) / GIB:+.2f} GiB headroom)",
+        f"{'FITS' if fits(plan, profile) else 'DOES NOT FIT'} ({(memory - plan.total) / GIB:+.2f} GiB headroom)",
     ]
     if plan.cpu_offloaded:
         lines.append(f"    on CPU (offloaded)    {gib(plan.cpu_offloaded)} in all")
@@ -264,12 +267,12 @@ def profile_table() -> str:
         result, profile, _ = plan_for(recipe_path)
         zero_stage, offload = deepspeed_setup(recipe)
         zero = f", ZeRO-{zero_stage}{' offload' if offload else ''}" if zero_stage else ""
-        fits = "yes" if result.total <= float(profile["memory_gb"]) * 1e9 else "**no**"
+        fitting = "yes" if fits(result, profile) else "**no**"
         rows.append(f"| `{name}` | {profile['gpus']} x {profile['gpu']}{zero} | {Path(recipe['model_name_or_path']).name} "
                     f"| {recipe['per_device_train_batch_size']} x {recipe['gradient_accumulation_steps']} x "
                     f"{profile['gpus']} | {'yes' if recipe.get('gradient_checkpointing') else 'no'} "
                     f"| {result.tokens_per_step:,} | {result.total / GIB:.1f} GiB of {profile['memory_gb']} GB "
-                    f"| {fits} | ~{result.step_seconds:.0f} s |")
+                    f"| {fitting} | ~{result.step_seconds:.0f} s |")
     return "\n".join(rows)
 
 
@@ -290,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     plan, profile, text = plan_for(args.recipe, {"memory_gb": args.memory_gb, "gpus": args.gpus, "gpu": args.gpu,
                                                  "bf16_tflops": args.bf16_tflops})
     print(text)
-    return 0 if plan.total <= float(profile["memory_gb"]) * 1e9 else 2
+    return 0 if fits(plan, profile) else 2
 
 
 if __name__ == "__main__":

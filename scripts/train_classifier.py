@@ -157,15 +157,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def predict_labels(model_dir: Path, texts: list[str], batch_size: int = 64) -> list[str]:
-    """Labels from a saved classifier (what make eval calls)."""
-    import torch
+def load_classifier(model_dir: Path) -> tuple:
+    """(tokenizer, model in eval mode) of a saved classifier."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     if not (Path(model_dir) / "config.json").is_file():
         raise SystemExit(f"error: no classifier in {model_dir} (train it first: make classifier)")
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    return (AutoTokenizer.from_pretrained(model_dir),
+            AutoModelForSequenceClassification.from_pretrained(model_dir).eval())
+
+
+def classify(classifier: tuple, texts: list[str], batch_size: int = 64) -> list[str]:
+    """Labels for classifier_text() inputs from a load_classifier() result (make chat keeps one loaded)."""
+    import torch
+
+    tokenizer, model = classifier
     out = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
@@ -173,6 +179,11 @@ def predict_labels(model_dir: Path, texts: list[str], batch_size: int = 64) -> l
                             return_tensors="pt")
             out += [model.config.id2label[int(i)] for i in model(**enc).logits.argmax(-1)]
     return out
+
+
+def predict_labels(model_dir: Path, texts: list[str], batch_size: int = 64) -> list[str]:
+    """Labels from a saved classifier (what make eval calls)."""
+    return classify(load_classifier(model_dir), texts, batch_size)
 
 
 if __name__ == "__main__":
