@@ -9,6 +9,11 @@ ARGS    ?=
 EVAL_ARGS ?=
 MODEL_DIR := models/SmolLM2-135M-Instruct
 PYTEST_ARGS ?=
+# torch build for make setup: auto (from nvidia-smi), cpu, cu130 (PyPI), cuNNN (PyTorch's index)
+TORCH   ?= auto
+export TORCH
+# PYTHON=python3.X picks the interpreter (default: the first of 3.11-3.14 found)
+export PYTHON
 
 # No hub, no telemetry: everything runs from local files.
 export HF_HUB_OFFLINE := 1
@@ -38,7 +43,7 @@ FOLLOWUP_RAW := data/raw/followup_decisions.jsonl
 FOLLOWUP_OUT := data/followup/train.json data/followup/val.json
 CLASSIFIER_RECIPE ?= configs/followup_classifier_cpu.yaml
 
-.PHONY: help setup model data sft grpo classifier eval plan merge llama-cpp gguf chat test test-fast bench clean
+.PHONY: help setup setup-vllm check-setup lock-check model data sft grpo classifier eval plan merge llama-cpp gguf chat test test-fast bench clean
 
 help: ## list targets and variables
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,11 +57,24 @@ help: ## list targets and variables
 	@echo "  PLAN_ARGS=\"--gpu-memory-gb 24 --gpus 2\"   make plan for another machine"
 	@echo "  XLAM_INPUT=$(XLAM_INPUT)   xlam-schema file for the function-calling data (the real 60k file works)"
 
-# The venv is rebuilt when the lock file or the setup script changes.
-$(VENV)/.installed: requirements.txt scripts/setup_env.sh
+# The venv is rebuilt when the lock or the setup scripts change.
+LOCK := requirements/common.txt requirements/torch-cpu.txt requirements/torch-cu130.txt
+$(VENV)/.installed: $(LOCK) scripts/setup_env.sh scripts/select_torch.py
 	scripts/setup_env.sh $(VENV)
 
-setup: $(VENV)/.installed ## create .venv from the pinned requirements.txt
+setup: $(VENV)/.installed ## create .venv from the lock in requirements/ (TORCH=auto|cpu|cu130|cuNNN, PYTHON=python3.X)
+
+VLLM_VENV ?= .venv-vllm
+$(VLLM_VENV)/.installed: requirements/vllm.txt scripts/setup_env.sh
+	scripts/setup_env.sh --vllm $(VLLM_VENV)
+
+setup-vllm: $(VLLM_VENV)/.installed ## separate GPU env for GRPO with vLLM (torch 2.8 + vllm 0.10.2): make grpo VENV=.venv-vllm
+
+check-setup: ## clean clone + make setup as a PyPI-only machine would, one training step, test-fast (~10 min)
+	scripts/check_setup.sh
+
+lock-check: $(VENV)/.installed ## is every requirement of every pin met, for every target and Python? (offline)
+	$(PY) -m scripts.lock check
 
 $(MODEL_DIR)/.complete: scripts/get_model.py | $(VENV)/.installed
 	$(PY) -m scripts.get_model --output $(MODEL_DIR) --force
