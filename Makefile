@@ -2,18 +2,31 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-VENV    ?= .venv
-PY      := $(VENV)/bin/python
-RECIPE  ?= configs/interview_smollm2_lora_sft_cpu.yaml
-ARGS    ?=
-EVAL_ARGS ?=
+# ---- variables: each declared once here with `## what it is`; make help lists them
+VENV      ?= .venv## the project's virtual environment
+VLLM_VENV ?= .venv-vllm## the separate GRPO-with-vLLM environment (make setup-vllm)
+TORCH     ?= auto## torch build for make setup: auto (from nvidia-smi), cpu, cu130 (PyPI), cuNNN (PyTorch's index)
+PYTHON    ?=## interpreter for make setup (default: the first of python3.11-3.14 found)
+RECIPE    ?= configs/interview_smollm2_lora_sft_cpu.yaml## the experiment: a YAML in configs/
+ARGS      ?=## recipe overrides key=value ... for sft, grpo, classifier (e.g. ARGS="max_steps=5")
+PRECISION ?= auto## CPU recipes: auto (bf16 where the CPU has avx512_bf16/AMX, else fp32), bf16, fp32
+CLASSIFIER_RECIPE ?= configs/followup_classifier_cpu.yaml## recipe of make classifier
+XLAM_INPUT ?= data/raw/xlam_sample.json## xlam-schema function-calling file for make data (the real 60k file works)
+ACCELERATE_CONFIG ?=## make grpo under accelerate launch: configs/accelerate/<x>.yaml (multi-GPU / DeepSpeed)
+EVAL_ARGS  ?=## options of eval.run_eval, e.g. "--max-samples 40 --dtype fp32"
+MERGE_ARGS ?=## options of scripts.merge, e.g. "--device auto --no-check"
+GGUF_ARGS  ?=## options of scripts.export_gguf
+CHAT_ARGS  ?=## options of scripts.chat, e.g. "--job 后端开发工程师 --topics Redis,MySQL 索引"
+PLAN_ARGS  ?=## options of scripts.plan, e.g. "--gpu-memory-gb 24 --gpus 2"
+BENCH_ARGS ?=## options of bench.bench_generation, e.g. "--n 32"
+PYTEST_ARGS ?=## extra pytest options for test / test-fast
+# Distributed make sft goes through LLaMA-Factory's own launcher, configured by environment variables
+# given on the make command line (make exports them): NPROC_PER_NODE NNODES NODE_RANK MASTER_ADDR
+# MASTER_PORT FORCE_TORCHRUN, USE_RAY=1. Examples in README.md#scale-out.
+
+PY        := $(VENV)/bin/python
 MODEL_DIR := models/SmolLM2-135M-Instruct
-PYTEST_ARGS ?=
-# torch build for make setup: auto (from nvidia-smi), cpu, cu130 (PyPI), cuNNN (PyTorch's index)
-TORCH   ?= auto
-export TORCH
-# PYTHON=python3.X picks the interpreter (default: the first of 3.11-3.14 found)
-export PYTHON
+export TORCH PYTHON
 
 # No hub, no telemetry: everything runs from local files.
 export HF_HUB_OFFLINE := 1
@@ -23,39 +36,24 @@ export TOKENIZERS_PARALLELISM := false
 export PYTHONPATH := $(CURDIR)
 # LLaMA-Factory's launcher runs `torchrun` by name for multi-process training
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-
-# Distributed training goes through LLaMA-Factory's own launcher, configured by environment variables.
-# Give them on the make command line (make exports command-line variables to the recipe), e.g.
-#   make sft RECIPE=configs/interview_qwen3_8b_lora_sft_zero3.yaml NPROC_PER_NODE=4
-#   make sft RECIPE=... NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 MASTER_PORT=29500 NPROC_PER_NODE=8
-#   make sft RECIPE=configs/interview_smollm2_lora_sft_cpu.yaml FORCE_TORCHRUN=1 NPROC_PER_NODE=2   # CPU, gloo
-#   USE_RAY=1 make sft RECIPE=...   (Ray: add ray_num_workers / resources_per_worker to the recipe)
-# GRPO runs on accelerate: ACCELERATE_CONFIG=configs/accelerate/multi_gpu.yaml make grpo RECIPE=...
-ACCELERATE_CONFIG ?=
-PLAN_ARGS ?=
+# The precision override for a CPU recipe (scripts/hardware.py); evaluated only when a target runs.
+PRECISION_OVERRIDE = $$($(PY) -m scripts.hardware precision $(RECIPE) $(PRECISION))
 
 INTERVIEW_RAW := data/raw/interview_dialogues.jsonl
 INTERVIEW_OUT := data/interview/train.json data/interview/val.json
 XLAM_SAMPLE := data/raw/xlam_sample.json
-XLAM_INPUT ?= $(XLAM_SAMPLE)
 FC_OUT := data/fc/train.json data/fc/val.json
 FOLLOWUP_RAW := data/raw/followup_decisions.jsonl
 FOLLOWUP_OUT := data/followup/train.json data/followup/val.json
-CLASSIFIER_RECIPE ?= configs/followup_classifier_cpu.yaml
 
-.PHONY: help setup setup-vllm check-setup lock-check model data sft grpo classifier eval plan merge llama-cpp gguf chat test test-fast bench clean
+.PHONY: help setup setup-vllm check-setup lock-check lint model data sft grpo classifier eval plan merge llama-cpp gguf chat test test-fast bench clean
 
 help: ## list targets and variables
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "targets:"
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 	@echo ""
-	@echo "  RECIPE=$(RECIPE)"
-	@echo "  ARGS=\"key=value ...\"   overrides passed to llamafactory-cli train (e.g. ARGS=\"max_steps=5\")"
-	@echo "  EVAL_ARGS=\"--max-samples 40 --max-new-tokens 64\"   options of eval.run_eval"
-	@echo "  CHAT_ARGS=\"--job 后端开发工程师 --topics Redis,MySQL 索引\"   options of scripts.chat (--help)"
-	@echo "  NPROC_PER_NODE=N NNODES=N NODE_RANK=i MASTER_ADDR=host MASTER_PORT=p FORCE_TORCHRUN=1   distributed make sft"
-	@echo "  ACCELERATE_CONFIG=configs/accelerate/<x>.yaml   make grpo under accelerate launch (multi-GPU / DeepSpeed)"
-	@echo "  PLAN_ARGS=\"--gpu-memory-gb 24 --gpus 2\"   make plan for another machine"
-	@echo "  XLAM_INPUT=$(XLAM_INPUT)   xlam-schema file for the function-calling data (the real 60k file works)"
+	@echo "variables (make TARGET VAR=value):"
+	@grep -hE '^[A-Z_]+ *\?=.*## ' $(MAKEFILE_LIST) | sed -E 's/^([A-Z_]+) *\?= *([^#]*)## (.*)/  \1=\2|\3/' | awk -F'|' '{printf "  %-52s %s\n", $$1, $$2}'
 
 # The venv is rebuilt when the lock or the setup scripts change.
 LOCK := requirements/common.txt requirements/torch-cpu.txt requirements/torch-cu130.txt
@@ -102,13 +100,13 @@ $(FOLLOWUP_OUT) &: $(FOLLOWUP_RAW) scripts/prepare_followup.py data/schema/follo
 data: $(VENV)/.installed $(INTERVIEW_OUT) $(FC_OUT) $(FOLLOWUP_OUT) ## generate and convert the datasets (XLAM_INPUT=real xlam file), register them
 
 sft: model data ## train RECIPE with llamafactory-cli (ARGS="key=value ...")
-	$(VENV)/bin/llamafactory-cli train $(RECIPE) $(ARGS)
+	$(VENV)/bin/llamafactory-cli train $(RECIPE) $(PRECISION_OVERRIDE) $(ARGS)
 
 grpo: model data ## GRPO (TRL) from a function-calling SFT adapter: RECIPE=configs/fc_smollm2_grpo_cpu.yaml
 ifeq ($(ACCELERATE_CONFIG),)
-	$(PY) -m scripts.grpo $(RECIPE) $(ARGS)
+	$(PY) -m scripts.grpo $(RECIPE) $(PRECISION_OVERRIDE) $(ARGS)
 else
-	$(VENV)/bin/accelerate launch --config_file $(ACCELERATE_CONFIG) -m scripts.grpo $(RECIPE) $(ARGS)
+	$(VENV)/bin/accelerate launch --config_file $(ACCELERATE_CONFIG) -m scripts.grpo $(RECIPE) $(PRECISION_OVERRIDE) $(ARGS)
 endif
 
 classifier: model data ## follow-up decision encoder classifier (CLASSIFIER_RECIPE=configs/followup_classifier_cpu.yaml)
@@ -121,7 +119,7 @@ plan: $(VENV)/.installed ## memory + time plan for RECIPE on its GPU (configs/pr
 	$(PY) -m scripts.plan $(RECIPE) $(PLAN_ARGS)
 
 merge: model ## merge RECIPE's LoRA adapter into the base: <run>/merged (plain transformers), logits checked
-	$(PY) -m scripts.merge $(RECIPE) $(ARGS)
+	$(PY) -m scripts.merge $(RECIPE) $(MERGE_ARGS)
 
 $(VENV)/.llama-cpp: scripts/setup_llama_cpp.sh | $(VENV)/.installed
 	scripts/setup_llama_cpp.sh $(VENV)
@@ -129,7 +127,7 @@ $(VENV)/.llama-cpp: scripts/setup_llama_cpp.sh | $(VENV)/.installed
 llama-cpp: $(VENV)/.llama-cpp ## build llama-cpp-python from its PyPI sdist, unpack llama.cpp's converter (~4 min)
 
 gguf: model $(VENV)/.llama-cpp ## <run>/merged -> GGUF f16 + Q4_K_M + Ollama Modelfile, checked with llama.cpp (after make merge)
-	$(PY) -m scripts.export_gguf $(RECIPE) $(ARGS)
+	$(PY) -m scripts.export_gguf $(RECIPE) $(GGUF_ARGS)
 
 # RECIPE given on the command line picks the interviewer; otherwise the newest trained interview adapter.
 CHAT_RECIPE = $(if $(filter command line environment,$(origin RECIPE)),--recipe $(RECIPE))
@@ -138,6 +136,9 @@ chat: model ## interview in the terminal with the newest interview adapter (CHAT
 
 test: model data ## the whole test suite (unit, recipe parsing, end-to-end training)
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+
+lint: $(VENV)/.installed ## ruff (pinned in the lock; rules in ruff.toml)
+	$(VENV)/bin/ruff check .
 
 test-fast: $(VENV)/.installed ## unit tests only (no training)
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS) tests

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
+from eval.datasets import examples_from_sharegpt, select
 from eval.generate import encode_prompt, generate_ids, get_template, load_model, stop_token_ids
-from eval.run_eval import examples_from_sharegpt, select
 from scripts.common import write_json
 
 

@@ -16,8 +16,8 @@ import json
 import re
 from pathlib import Path
 
-from eval.decision_rules import LABELS
 from scripts.common import read_jsonl_objects
+from scripts.prompts import DECISION_LABELS as LABELS
 
 INVALID = "INVALID"
 LABEL_PATTERN = re.compile("|".join(LABELS), re.IGNORECASE)

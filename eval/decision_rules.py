@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from scripts.speech import says_unknown
 
-LABELS = ("FOLLOW_UP", "NEXT_TOPIC", "END")
-
 
 def decide(answer: str, context: dict) -> str:
     depth = context.get("follow_up_depth", 0)

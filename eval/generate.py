@@ -2,37 +2,59 @@
 
 Prompts are encoded with LLaMA-Factory's own template code (the one training used), so the model is
 evaluated on exactly the format it was trained on. Generation is batched with left padding;
-prompts are sorted by length first so a batch wastes little on padding.
+prompts are sorted by length first so a batch wastes little on padding, and each row stops at the
+template's stop words. Precision follows the hardware (pick_dtype): bf16 where the CPU computes it
+natively (avx512_bf16 or AMX; 1.9x faster generation on the development CPU), fp32 elsewhere. A
+completion cut by the token budget never ends in half a character (decode_complete).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-
-@dataclass
-class Example:
-    id: str
-    system: str
-    messages: list[dict]  # [{"role": "user"|"assistant"|"function"|"observation", "content"}...], ends with the user turn
-    label: str
-    tools: str = ""  # the row's tools (JSON string) for function calling; the template writes them into the system
+from eval.datasets import Example
+from scripts.hardware import cpu_bf16_flags
 
 
-def load_model(model_path: str, weights: bool = True):
+def pick_dtype(requested: str = "auto", cpuinfo: str | None = None) -> tuple[torch.dtype, str]:
+    """(dtype, why) for inference: bf16 where the hardware computes it natively, else fp32."""
+    if requested in ("fp32", "float32"):
+        return torch.float32, "fp32 (asked for)"
+    if requested in ("bf16", "bfloat16"):
+        return torch.bfloat16, "bf16 (asked for)"
+    if requested != "auto":
+        raise SystemExit(f"error: dtype {requested!r}: use auto, bf16 or fp32")
+    if torch.cuda.is_available():
+        return ((torch.bfloat16, "bf16 (the GPU supports it)") if torch.cuda.is_bf16_supported()
+                else (torch.float32, "fp32 (the GPU has no bf16)"))
+    flags = cpu_bf16_flags(cpuinfo)
+    if flags:
+        return torch.bfloat16, f"bf16 (the CPU has {', '.join(flags)})"
+    return torch.float32, "fp32 (the CPU has no avx512_bf16 or AMX: bf16 would be emulated)"
+
+
+def load_model(model_path: str, weights: bool = True, dtype: torch.dtype = torch.float32):
     """(tokenizer, model in eval mode); weights=False loads only the tokenizer (model is None)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=False)
     if not weights:
         return tokenizer, None
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, trust_remote_code=False)
     model.eval()
     return tokenizer, model
+
+
+def load_for_eval(model_path: str, adapter: Path | None, dtype: torch.dtype):
+    """The model to score: the base, or base + adapter merged in fp32 (exact; the merged model generates
+    as fast as the base), then cast to dtype."""
+    _, model = load_model(model_path)
+    if adapter is not None:
+        model = attach_adapter(model, adapter).merge_and_unload()
+    return model.to(dtype).eval()
 
 
 def require_adapter(adapter_path: Path, hint: str = "train first: make sft") -> Path:
@@ -75,7 +97,18 @@ def generate(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int,
     """Greedy completions for token-id prompts, decoded, in the order given."""
     ids = generate_ids(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
                        stop_ids=stop_ids, desc=desc)
-    return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]
+    return [decode_complete(tokenizer, row).strip() for row in ids]
+
+
+def decode_complete(tokenizer, ids: list[int]) -> str:
+    """The text of ids without a trailing partial character: when the token budget ends inside a
+    multi-byte UTF-8 character, its first byte-tokens decode to U+FFFD; they are dropped (at most 3)."""
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    end = len(ids)
+    while text.endswith("\ufffd") and end > 0 and len(ids) - end < 3:
+        end -= 1
+        text = tokenizer.decode(ids[:end], skip_special_tokens=True)
+    return text if not text.endswith("\ufffd") else tokenizer.decode(ids, skip_special_tokens=True)
 
 
 @torch.inference_mode()

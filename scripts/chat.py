@@ -29,23 +29,29 @@ from pathlib import Path
 
 import torch
 
+from eval.classifier import DEFAULT_CLASSIFIER, classifier_text, classify, find_classifier, load_classifier
+from eval.datasets import Example
 from eval.decision_rules import decide as rule_decision
-from eval.generate import Example, attach_adapter, encode_prompt, get_template, load_model, stop_token_ids
-from eval.run_eval import read_recipe
+from eval.generate import attach_adapter, encode_prompt, get_template, load_model, stop_token_ids
 from scripts.common import REPO_ROOT, relative_to_repo, write_json
-from scripts.prompts import INTERVIEWER_SYSTEM_PROMPT, MAX_INTERVIEWER_ROUNDS
+from scripts.prompts import (
+    CHANGE_TOPIC,
+    CLOSINGS,
+    INTERVIEWER_SYSTEM_PROMPT,
+    MAX_INTERVIEWER_ROUNDS,
+    OPENINGS,
+    SCORE_LINE,
+    WRAP_TOPIC,
+    move_prefill,
+)
+from scripts.recipes import read_recipe
 from scripts.speech import answer_length, filler_count, says_unknown, text_hesitation
 
-DEFAULT_CLASSIFIER = Path("runs/followup_classifier_cpu")
 MAX_DEPTH = 3  # the decision data's follow_up_depth range
 UNKNOWN_STREAK_CLOSE = 3  # three "不知道" in a row: the interview has nothing left to find
 QUIT_COMMANDS = {"/quit", "/exit", "/q"}
-# Turn openings for each move, in the words of the training dialogues (scripts/gen_interview_data.py).
-OPENING = "你好，欢迎参加{job}的技术面试。我们先从{topic}开始："
-CHANGE_TOPIC = "没关系，我们换个话题。聊聊{topic}："
-WRAP_TOPIC = "好，{topic}就聊到这里。接下来是{next}："
-CLOSING = "好，本次面试到此结束。\n综合评分："
-AFTER_SCORE = "/100。\n点评："
+# The closing, split where chat decodes the score digits and where the review starts.
+CLOSING, AFTER_SCORE = (CLOSINGS[-1] + SCORE_LINE).split("{score}")[0], SCORE_LINE.split("{score}")[1].split("{review}")[0]
 
 
 @dataclass
@@ -126,13 +132,9 @@ class Decider:
     """FOLLOW_UP / NEXT_TOPIC / END from the question, the answer and its speech features."""
 
     def __init__(self, classifier: Path | None):
-        found = classifier if classifier and (classifier / "config.json").is_file() else None
+        found = find_classifier(classifier)
         self.name = f"classifier ({relative_to_repo(found)})" if found else "rules"
-        self.classifier = None
-        if found:
-            from scripts.train_classifier import load_classifier
-
-            self.classifier = load_classifier(found)
+        self.classifier = load_classifier(found) if found else None
 
     @staticmethod
     def features(answer: str, depth: int) -> dict:
@@ -143,8 +145,6 @@ class Decider:
     def label(self, question: str, answer: str, context: dict) -> str:
         if self.classifier is None:
             return rule_decision(answer, context)
-        from scripts.train_classifier import classifier_text, classify
-
         return classify(self.classifier, [classifier_text({"question": question, "answer": answer,
                                                             "context": context})])[0]
 
@@ -225,7 +225,7 @@ def run(session: Session, interviewer: Interviewer, decider: Decider, transcript
     print(f"你：{greeting}")
     say(Turn("candidate", greeting), session, transcript)
     topic, depth, unknown_streak = 0, 0, 0
-    opening = OPENING.format(job=session.job, topic=session.topics[0])
+    opening = move_prefill(OPENINGS[0], job=session.job, topic=session.topics[0])
     say(Turn("interviewer", interviewer.continue_turn(session.messages(), opening), move="OPENING"),
         session, transcript)
 
@@ -261,8 +261,8 @@ def run(session: Session, interviewer: Interviewer, decider: Decider, transcript
             depth, prefill = depth + 1, ""
         else:
             current, topic, depth = session.topics[topic], topic + 1, 0
-            prefill = (CHANGE_TOPIC.format(topic=session.topics[topic]) if move == "NEXT_TOPIC"
-                       else WRAP_TOPIC.format(topic=current, next=session.topics[topic]))
+            prefill = (move_prefill(CHANGE_TOPIC[0], topic=session.topics[topic]) if move == "NEXT_TOPIC"
+                       else move_prefill(WRAP_TOPIC[0], topic=current, next=session.topics[topic]))
         say(Turn("interviewer", interviewer.continue_turn(session.messages(), prefill), move=move),
             session, transcript)
     write_json(transcript, asdict(session))

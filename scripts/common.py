@@ -126,6 +126,32 @@ def read_jsonl_objects(path: Path, required: tuple[str, ...]) -> list[dict]:
     return rows
 
 
+def schema_validator(path: Path):
+    """A JSON Schema (draft 2020-12) validator for a schema file, the schema itself checked first."""
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads(Path(path).read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def schema_problem(validator, record: Any) -> tuple[str, str] | None:
+    """The most relevant violation as (field, message), the field written `messages[3].content` and a
+    missing required field named itself; None when the record is valid."""
+    from jsonschema.exceptions import best_match
+
+    error = best_match(validator.iter_errors(record))
+    if error is None:
+        return None
+    parts = list(error.absolute_path)
+    if error.validator == "required" and isinstance(error.instance, dict):
+        parts.append(next(name for name in error.validator_value if name not in error.instance))
+    field = ""
+    for part in parts:
+        field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
+    return field or "<record>", error.message
+
+
 def split_train_val(rows: list, val_ratio: float, seed: int) -> tuple[list, list]:
     """Seeded shuffle; the first round(n * val_ratio) shuffled rows (at least 1 when val_ratio > 0
     and n > 1) are validation. Same rows, same seed: same split."""
@@ -177,18 +203,6 @@ def report(script: str, read: int, converted: int, rejections: list[Rejection], 
     for rejection in rejections:
         print(f"REJECTED {rejection}", file=sys.stderr)
     print(f"{script}: {read} rows read, {converted} converted, {len(rejections)} rejected{extra}")
-
-
-def apply_overrides(recipe: dict, overrides: list[str]) -> dict:
-    """`key=value` command-line overrides (values read as YAML) on top of a recipe, for the launchers."""
-    import yaml
-
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            sys.exit(f"error: override '{item}' is not key=value")
-        recipe[key.strip()] = yaml.safe_load(value)
-    return recipe
 
 
 def split_arguments(parser: argparse.ArgumentParser, default_input: Path, default_output_dir: Path,

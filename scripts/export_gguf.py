@@ -26,10 +26,10 @@ from pathlib import Path
 
 import torch
 
-from eval.run_eval import read_recipe
 from scripts.common import REPO_ROOT, atomic_write_text, dump_json, relative_to_repo, write_json
 from scripts.merge import CHECK_PROMPT, base_dtype, check_prompt_ids
 from scripts.prompts import INTERVIEWER_SYSTEM_PROMPT
+from scripts.recipes import read_recipe
 
 CONVERTER = REPO_ROOT / "tools" / "llama.cpp" / "convert_hf_to_gguf.py"
 QUANT_TYPE = "Q4_K_M"

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scripts.common import write_jsonl
-from scripts.prompts import MAX_INTERVIEWER_ROUNDS
+from scripts.prompts import CHANGE_TOPIC, CLOSINGS, MAX_INTERVIEWER_ROUNDS, OPENINGS, SCORE_LINE, WRAP_TOPIC
 
 DEFAULT_BANK = Path("data/bank/question_bank.json")
 DEFAULT_OUTPUT = Path("data/raw/interview_dialogues.jsonl")
@@ -42,11 +42,6 @@ GREETINGS = [
     "你好，我今天来面{job}。",
     "面试官好，我准备好了，应聘{job}。",
 ]
-OPENINGS = [
-    "你好，欢迎参加{job}的技术面试。我们先从{topic}开始：{q}",
-    "好的，我们直接开始。先聊聊{topic}，{q}",
-    "你好。今天主要考察基础和原理，第一个问题关于{topic}：{q}",
-]
 FOLLOW_DETAILED = [
     "不错。你提到了{kw}，我继续追问：{q}",
     "很好，既然说到{kw}，那么{q}",
@@ -62,15 +57,6 @@ FOLLOW_HESITANT = [
     "不用紧张，慢慢说。你刚才提到{kw}，那{q}",
     "没关系，想到什么说什么。顺着{kw}往下问：{q}",
 ]
-CHANGE_TOPIC = [
-    "没关系，我们换个话题。聊聊{topic}：{q}",
-    "好的，这块先跳过。下一个话题是{topic}：{q}",
-    "那我们换个方向，说说{topic}。{q}",
-]
-WRAP_TOPIC = [
-    "好，{topic}就聊到这里。接下来是{next}：{q}",
-    "{topic}这部分差不多了。我们看看{next}：{q}",
-]
 UNKNOWN_ANSWERS = [
     "这个我不太了解。",
     "不好意思，这块我没怎么接触过。",
@@ -79,11 +65,6 @@ UNKNOWN_ANSWERS = [
 ]
 HESITANT_PREFIX = ["嗯……", "呃，这个……", "那个……我想想，", "嗯，就是……"]
 HESITANT_SUFFIX = ["……大概是这样吧。", "……具体的不太记得了。", "……应该是吧。", "……就是这样。"]
-CLOSINGS = [
-    "好的，今天的面试就到这里，感谢你的时间。",
-    "时间差不多了，我们今天就到这里。",
-    "好，本次面试到此结束。",
-]
 
 
 @dataclass
@@ -195,7 +176,7 @@ def make_dialogue(rng: random.Random, area: dict, index: int) -> dict:
 
     score = score_of(rng, d.answered)
     review = review_text(rng, d.answered, score)
-    d.say("interviewer", f"{rng.choice(CLOSINGS)}\n综合评分：{score}/100。\n点评：{review}")
+    d.say("interviewer", rng.choice(CLOSINGS) + SCORE_LINE.format(score=score, review=review))
     return {
         "id": f"{area['id']}-{index:04d}",
         "area": area["name"],

@@ -21,17 +21,34 @@ import importlib
 import inspect
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from eval.generate import get_template, load_model
-from eval.run_eval import read_recipe
-from scripts.common import REPO_ROOT, apply_overrides
+from eval.figures import reward_chart
+from eval.generate import get_template, load_model, require_adapter
+from scripts.common import REPO_ROOT
 from scripts.grpo_data import build_dataset
+from scripts.recipes import apply_overrides, read_recipe, split_recipe
 
-# recipe keys this launcher uses itself; the rest go to GRPOConfig
-LAUNCHER_KEYS = {"stage", "model_name_or_path", "sft_adapter", "template", "dataset", "dataset_dir", "eval_dataset",
-                 "max_samples", "reward_funcs", "trust_remote_code", "lora_rank", "lora_alpha", "lora_dropout",
-                 "lora_target", "plot_reward"}
+
+@dataclass
+class GrpoLauncherArguments:
+    """The launcher's own recipe keys; every other key is a trl.GRPOConfig field."""
+    stage: str
+    model_name_or_path: str
+    template: str
+    dataset: str
+    reward_funcs: list
+    dataset_dir: str = "."
+    eval_dataset: str | None = None
+    sft_adapter: str | None = None
+    max_samples: int | None = None
+    trust_remote_code: bool = False
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target: str = "all"
+    plot_reward: bool = True
 
 
 def load_reward_funcs(paths: list[str]) -> list:
@@ -46,14 +63,10 @@ def load_reward_funcs(paths: list[str]) -> list:
     return funcs
 
 
-def grpo_config(recipe: dict):
+def grpo_config(recipe: dict, source: str = "recipe"):
     from trl import GRPOConfig
 
-    fields = set(inspect.signature(GRPOConfig).parameters)
-    settings = {k: v for k, v in recipe.items() if k not in LAUNCHER_KEYS}
-    unknown = sorted(set(settings) - fields)
-    if unknown:
-        sys.exit(f"error: unknown recipe key(s) {', '.join(unknown)} (neither a launcher key nor a GRPOConfig field)")
+    _, settings = split_recipe(recipe, GrpoLauncherArguments, set(inspect.signature(GRPOConfig).parameters), source)
     if recipe.get("reward_weights") and len(recipe["reward_weights"]) != len(recipe["reward_funcs"]):
         sys.exit("error: reward_weights needs one weight per reward function")
     return GRPOConfig(**settings)
@@ -69,41 +82,12 @@ def policy(recipe: dict, config):
     model = AutoModelForCausalLM.from_pretrained(recipe["model_name_or_path"], dtype=dtype,
                                                  trust_remote_code=bool(recipe.get("trust_remote_code", False)))
     if recipe.get("sft_adapter"):
-        adapter = Path(recipe["sft_adapter"])
-        if not (adapter / "adapter_config.json").is_file():
-            sys.exit(f"error: no SFT adapter in {adapter} (train it first: make sft RECIPE=<the fc SFT recipe>)")
+        adapter = require_adapter(Path(recipe["sft_adapter"]), "train it first: make sft RECIPE=<the SFT recipe>")
         return PeftModel.from_pretrained(model, str(adapter), is_trainable=True), None
     target = recipe.get("lora_target", "all-linear")
     return model, LoraConfig(r=recipe.get("lora_rank", 16), lora_alpha=recipe.get("lora_alpha", 32),
                              lora_dropout=recipe.get("lora_dropout", 0.05), task_type="CAUSAL_LM",
                              target_modules="all-linear" if target == "all" else target)
-
-
-def plot_rewards(log_history: list[dict], reward_names: list[str], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [row for row in log_history if "reward" in row]
-    if not rows:
-        return
-    steps = [row["step"] for row in rows]
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
-    ax.plot(steps, [row["reward"] for row in rows], marker="o", linewidth=2, label="reward (weighted sum)")
-    for name in reward_names:
-        key = f"rewards/{name}/mean"
-        if all(key in row for row in rows):
-            ax.plot(steps, [row[key] for row in rows], marker=".", alpha=0.7, label=name)
-    ax.set_xlabel("step")
-    ax.set_ylabel("mean reward")
-    ax.set_title("GRPO reward")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"error: {recipe_path} is not a GRPO recipe (stage: grpo)")
     from trl import GRPOTrainer
 
-    config = grpo_config(recipe)
+    config = grpo_config(recipe, str(recipe_path))
     reward_funcs = load_reward_funcs(recipe["reward_funcs"])
     tokenizer, _ = load_model(recipe["model_name_or_path"], weights=False)
     get_template(tokenizer, recipe["template"])  # sets eos to the template's stop word, as in SFT
@@ -133,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer.save_pretrained(str(out))
     (out / "trainer_log.json").write_text(json.dumps(trainer.state.log_history, indent=2) + "\n", encoding="utf-8")
     if recipe.get("plot_reward", True):
-        plot_rewards(trainer.state.log_history, [f.__name__ for f in reward_funcs], out / "reward.png")
+        reward_chart(out / "reward.png", trainer.state.log_history, [f.__name__ for f in reward_funcs])
     print(f"grpo: adapter and reward.png in {out.resolve().relative_to(REPO_ROOT) if out.resolve().is_relative_to(REPO_ROOT) else out}")
     return 0
 

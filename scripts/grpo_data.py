@@ -17,9 +17,10 @@ import json
 import sys
 from pathlib import Path
 
+from eval.datasets import eval_dataset, examples_from_sharegpt
 from eval.generate import encode_prompt, get_template, load_model
-from eval.run_eval import eval_dataset, examples_from_sharegpt, read_recipe
 from scripts.common import registered_dataset
+from scripts.recipes import read_recipe
 
 
 def dataset_file(recipe: dict, name: str) -> Path:

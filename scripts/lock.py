@@ -371,7 +371,7 @@ def refresh(wheel_dirs: list[Path], everything: bool) -> dict:
             metadata[key] = fetch_metadata(name, version, wheel_dirs)
         except (OSError, StopIteration, zipfile.BadZipFile) as error:
             if key not in old:
-                raise SystemExit(f"error: {key}: {error}")
+                raise SystemExit(f"error: {key}: {error}") from None
             print(f"warning: {key}: {error}; keeping the stored metadata", file=sys.stderr)
             metadata[key] = old[key]
     return metadata

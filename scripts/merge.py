@@ -23,9 +23,10 @@ from pathlib import Path
 
 import torch
 
-from eval.run_eval import read_recipe
+from eval.generate import require_adapter
 from scripts.common import dump_json, relative_to_repo, write_json
 from scripts.prompts import INTERVIEWER_SYSTEM_PROMPT
+from scripts.recipes import read_recipe
 
 MAX_RELATIVE_GAP = 0.05  # the merge may differ from base + adapter by at most 5% of what the adapter changes
 CHECK_PROMPT = "面试官您好，我是来面试后端开发工程师岗位的。"
@@ -104,8 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
     recipe = read_recipe(args.recipe)
     adapter = args.adapter or Path(recipe["output_dir"])
-    if not (adapter / "adapter_config.json").is_file():
-        sys.exit(f"error: no LoRA adapter in {adapter} (train first: make sft RECIPE={args.recipe})")
+    require_adapter(adapter, f"train first: make sft RECIPE={args.recipe}")
     output = args.output or adapter.parent / "merged"
 
     # LLaMA-Factory writes into export_dir as it goes: export into a staging folder, rename when complete.

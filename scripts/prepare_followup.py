@@ -16,34 +16,31 @@ registered as NAME_train / NAME_val.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
-
-from scripts.common import REPO_ROOT, Rejection, convert_records, report, split_arguments, write_split
-from scripts.prompts import DECISION_SYSTEM_PROMPT, render_decision_input
+from scripts.common import (
+    REPO_ROOT,
+    Rejection,
+    convert_records,
+    report,
+    schema_problem,
+    schema_validator,
+    split_arguments,
+    write_split,
+)
+from scripts.prompts import DECISION_LABELS, DECISION_SYSTEM_PROMPT, render_decision_input
 
 SCHEMA = REPO_ROOT / "data" / "schema" / "followup_decision.schema.json"
 DEFAULT_INPUT = Path("data/raw/followup_decisions.jsonl")
 DEFAULT_OUTPUT_DIR = Path("data/followup")
-VALIDATOR = Draft202012Validator(json.loads(SCHEMA.read_text(encoding="utf-8")))
-
-
-def field_path(error) -> str:
-    path = ".".join(str(p) for p in error.absolute_path)
-    if error.validator == "required":  # name the missing field itself, not its parent
-        missing = error.message.split("'")[1]
-        path = f"{path}.{missing}" if path else missing
-    return path or "<record>"
+VALIDATOR = schema_validator(SCHEMA)
 
 
 def convert_record(record: Any, with_reason: bool = True) -> tuple[dict | None, tuple[str, str] | None]:
-    error = best_match(VALIDATOR.iter_errors(record))
-    if error is not None:
-        return None, (field_path(error), error.message)
+    problem = schema_problem(VALIDATOR, record)
+    if problem is not None:
+        return None, problem
     answer = record["label"]
     if with_reason and record.get("reason"):
         answer = f"{record['label']}：{record['reason']}"
@@ -73,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, rejections, read = convert_files(args.input, not args.no_reason)
     split = write_split(rows, args, {"formatting": "sharegpt",
                                      "columns": {"messages": "conversations", "system": "system"}})
-    counts = {label: sum(r["label"] == label for r in rows) for label in ("FOLLOW_UP", "NEXT_TOPIC", "END")}
+    counts = {label: sum(r["label"] == label for r in rows) for label in DECISION_LABELS}
     report("prepare_followup", read, len(rows), rejections, f" ({split}; labels {counts})")
     return 0 if rows else 1
 

@@ -16,15 +16,19 @@ DIR/val.json (90/10, seeded), registered in dataset_info.json as NAME_train and 
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
-
-from scripts.common import Rejection, convert_records, report, split_arguments, write_split
+from scripts.common import (
+    Rejection,
+    convert_records,
+    report,
+    schema_problem,
+    schema_validator,
+    split_arguments,
+    write_split,
+)
 from scripts.prompts import INTERVIEWER_SYSTEM_PROMPT, MAX_INTERVIEWER_ROUNDS
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "data" / "schema"
@@ -39,29 +43,8 @@ TASK_INSTRUCTIONS = {
 }
 
 
-def _validator(name: str) -> Draft202012Validator:
-    schema = json.loads((SCHEMA_DIR / name).read_text(encoding="utf-8"))
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
-
-
-DIALOGUE_VALIDATOR = _validator("interview_dialogue.schema.json")
-TASK_VALIDATOR = _validator("interview_task.schema.json")
-
-
-def field_path(path) -> str:
-    """jsonschema's deque path as `messages[3].content`."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "<record>"
-
-
-def schema_problem(validator: Draft202012Validator, record: Any) -> tuple[str, str] | None:
-    error = best_match(validator.iter_errors(record))
-    if error is None:
-        return None
-    return field_path(error.absolute_path), error.message
+DIALOGUE_VALIDATOR = schema_validator(SCHEMA_DIR / "interview_dialogue.schema.json")
+TASK_VALIDATOR = schema_validator(SCHEMA_DIR / "interview_task.schema.json")
 
 
 def dialogue_problem(record: dict) -> tuple[str, str] | None:

@@ -21,19 +21,19 @@ CUDA13_MIN_DRIVER = 580     # CUDA 13.x toolkit release notes: R580 and newer
 CUDA12_MIN_DRIVER = 525     # CUDA 12.x minor-version compatibility floor
 
 
-def driver_version(nvidia_smi: str = "nvidia-smi") -> tuple[int, ...] | None:
-    """The NVIDIA driver version of the first GPU, or None when there is no usable nvidia-smi."""
+def driver_version(nvidia_smi: str = "nvidia-smi") -> str | None:
+    """The NVIDIA driver version of the first GPU ("580.82.07"), or None when there is no usable nvidia-smi."""
     try:
         out = subprocess.run([nvidia_smi, "--query-gpu=driver_version", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return None
     lines = out.stdout.strip().splitlines()
-    match = re.fullmatch(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?", lines[0].strip()) if out.returncode == 0 and lines else None
-    return tuple(int(part) for part in match.groups() if part is not None) if match else None
+    version = lines[0].strip() if out.returncode == 0 and lines else ""
+    return version if re.fullmatch(r"\d+(\.\d+)*", version) else None
 
 
-def select(requested: str, driver: tuple[int, ...] | None) -> tuple[str, str]:
+def select(requested: str, driver: str | None) -> tuple[str, str]:
     """(build, reason) for TORCH=requested on a machine with this driver."""
     requested = requested.strip().lower()
     if requested == "cpu" or re.fullmatch(r"cu\d{3}", requested):
@@ -42,10 +42,10 @@ def select(requested: str, driver: tuple[int, ...] | None) -> tuple[str, str]:
         raise ValueError(f"TORCH={requested!r}: use auto, cpu, cu130 or cuNNN (e.g. cu128)")
     if driver is None:
         return "cpu", "no NVIDIA GPU found (nvidia-smi absent or failing): CPU build"
-    shown = ".".join(map(str, driver))
-    if driver[0] >= CUDA13_MIN_DRIVER:
+    shown, major = driver, int(driver.split(".")[0])
+    if major >= CUDA13_MIN_DRIVER:
         return "cu130", f"NVIDIA driver {shown} >= {CUDA13_MIN_DRIVER}: PyPI's CUDA 13.0 build"
-    if driver[0] >= CUDA12_MIN_DRIVER:
+    if major >= CUDA12_MIN_DRIVER:
         return "cu128", f"NVIDIA driver {shown} < {CUDA13_MIN_DRIVER}: CUDA 12.8 build from PyTorch's index"
     return "cpu", (f"NVIDIA driver {shown} is older than {CUDA12_MIN_DRIVER}, which every CUDA build of "
                    "torch 2.13 needs: CPU build (update the driver to train on the GPU)")

@@ -21,17 +21,31 @@ import json
 import random
 import sys
 import unicodedata
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from eval.classifier import FEATURE_TOKENS, classifier_text, predict_labels
 from eval.decision_metrics import decision_scores
-from eval.decision_rules import LABELS
-from eval.run_eval import read_recipe
-from scripts.common import apply_overrides, registered_dataset, write_json
+from scripts.common import registered_dataset, write_json
+from scripts.prompts import DECISION_LABELS as LABELS
+from scripts.recipes import apply_overrides, read_recipe, split_recipe
 
 LOCAL_TINY_BERT = "local:tiny-bert"
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-LAUNCHER_KEYS = {"stage", "model_name_or_path", "tiny_bert", "dataset_dir", "dataset", "eval_dataset", "max_length",
-                 "dev_ratio", "trust_remote_code"}
+
+
+@dataclass
+class ClassifierArguments:
+    """The launcher's own recipe keys; every other key is a transformers TrainingArguments field."""
+    stage: str
+    model_name_or_path: str
+    dataset: str
+    eval_dataset: str
+    dataset_dir: str = "."
+    tiny_bert: dict = field(default_factory=dict)
+    max_length: int = 256
+    dev_ratio: float = 0.1
+    trust_remote_code: bool = False
 
 
 def load_split(recipe: dict, name: str) -> list[dict]:
@@ -42,20 +56,6 @@ def load_split(recipe: dict, name: str) -> list[dict]:
     return rows
 
 
-LENGTH_BUCKETS = (20, 31, 61)  # the annotation guide's thresholds: < 20, 20-30, 31-60, > 60 characters
-FEATURE_TOKENS = ([f"[D{i}]" for i in range(4)] + [f"[H{i}]" for i in range(10)] + [f"[F{i}]" for i in range(6)]
-                  + [f"[L{i}]" for i in range(len(LENGTH_BUCKETS) + 1)])
-
-
-def feature_tokens(context: dict) -> str:
-    hesitation = min(int(float(context["hesitation_score"]) * 10), 9)
-    length = sum(context["answer_length"] >= edge for edge in LENGTH_BUCKETS)
-    return (f"[D{min(int(context['follow_up_depth']), 3)}][H{hesitation}]"
-            f"[F{min(int(context['filler_count']), 5)}][L{length}]")
-
-
-def classifier_text(row: dict) -> str:
-    return f"{feature_tokens(row['context'])}问题：{row['question']}回答：{row['answer']}"
 
 
 def build_char_tokenizer(texts: list[str], folder: Path):
@@ -82,7 +82,12 @@ def build_char_tokenizer(texts: list[str], folder: Path):
 
 def build_model(recipe: dict, train_texts: list[str], work: Path, seed: int):
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        BertConfig,
+        BertForSequenceClassification,
+    )
 
     labels = {"id2label": dict(enumerate(LABELS)), "label2id": {label: i for i, label in enumerate(LABELS)}}
     name = recipe["model_name_or_path"]
@@ -110,11 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     recipe = apply_overrides(read_recipe(Path(argv[0])), argv[1:])
     if recipe.get("stage") != "classifier":
         sys.exit(f"error: {argv[0]} is not a classifier recipe (stage: classifier)")
+    import dataclasses
+
     import numpy as np
     from datasets import Dataset
     from transformers import Trainer, TrainingArguments
 
-    settings = {k: v for k, v in recipe.items() if k not in LAUNCHER_KEYS}
+    _, settings = split_recipe(recipe, ClassifierArguments,
+                               {f.name for f in dataclasses.fields(TrainingArguments)}, argv[0])
     args = TrainingArguments(**settings)
     rows = load_split(recipe, recipe["dataset"])
     order = list(range(len(rows)))
@@ -155,35 +163,6 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"output_dir": str(out), "dev_macro_f1": best_dev.get("eval_macro_f1"),
                       "val_accuracy": val_scores["accuracy"], "val_macro_f1": val_scores["macro_f1"]}))
     return 0
-
-
-def load_classifier(model_dir: Path) -> tuple:
-    """(tokenizer, model in eval mode) of a saved classifier."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    if not (Path(model_dir) / "config.json").is_file():
-        raise SystemExit(f"error: no classifier in {model_dir} (train it first: make classifier)")
-    return (AutoTokenizer.from_pretrained(model_dir),
-            AutoModelForSequenceClassification.from_pretrained(model_dir).eval())
-
-
-def classify(classifier: tuple, texts: list[str], batch_size: int = 64) -> list[str]:
-    """Labels for classifier_text() inputs from a load_classifier() result (make chat keeps one loaded)."""
-    import torch
-
-    tokenizer, model = classifier
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            enc = tokenizer(texts[start:start + batch_size], truncation=True, max_length=512, padding=True,
-                            return_tensors="pt")
-            out += [model.config.id2label[int(i)] for i in model(**enc).logits.argmax(-1)]
-    return out
-
-
-def predict_labels(model_dir: Path, texts: list[str], batch_size: int = 64) -> list[str]:
-    """Labels from a saved classifier (what make eval calls)."""
-    return classify(load_classifier(model_dir), texts, batch_size)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ from collections import Counter
 import pytest
 
 from eval.decision_metrics import INVALID, decision_scores, extract_label
-from eval.decision_rules import LABELS, decide
+from eval.decision_rules import decide
 from scripts import prepare_followup as prep
 from scripts.gen_followup_data import generate
+from scripts.prompts import DECISION_LABELS as LABELS
 from scripts.speech import answer_length, filler_count
 from tests.conftest import REPO
 
@@ -132,7 +133,8 @@ def test_decision_metrics_cli(tmp_path):
 
 
 def test_classifier_feature_tokens_are_whole_symbols(tmp_path):
-    from scripts.train_classifier import build_char_tokenizer, classifier_text
+    from eval.classifier import classifier_text
+    from scripts.train_classifier import build_char_tokenizer
 
     row = {"question": "Redis?", "answer": "嗯，用过", "context": GOOD["context"]}
     tokenizer = build_char_tokenizer([classifier_text(row)], tmp_path)
@@ -143,16 +145,20 @@ def test_classifier_feature_tokens_are_whole_symbols(tmp_path):
 
 @pytest.mark.parametrize("recipe", sorted((REPO / "configs").glob("followup_classifier_*.yaml")), ids=lambda p: p.name)
 def test_classifier_recipes_build_training_arguments(recipe, monkeypatch, tmp_path):
+    import dataclasses
+
     import transformers.training_args
     import yaml
     from transformers import TrainingArguments
 
-    from scripts.train_classifier import LAUNCHER_KEYS
+    from scripts.recipes import split_recipe
+    from scripts.train_classifier import ClassifierArguments
 
     monkeypatch.setattr(transformers.training_args, "is_torch_bf16_gpu_available", lambda *a, **k: True)
     config = yaml.safe_load(recipe.read_text(encoding="utf-8"))
     assert config["stage"] == "classifier" and config.get("trust_remote_code") is False
-    settings = {k: v for k, v in config.items() if k not in LAUNCHER_KEYS}
+    _, settings = split_recipe(config, ClassifierArguments, {f.name for f in dataclasses.fields(TrainingArguments)},
+                               recipe.name)
     args = TrainingArguments(**{**settings, "output_dir": str(tmp_path)})
     assert args.load_best_model_at_end and args.metric_for_best_model == "macro_f1"
     info = json.loads((REPO / "dataset_info.json").read_text(encoding="utf-8"))

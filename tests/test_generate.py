@@ -1,7 +1,7 @@
 import pytest
 
+from eval.datasets import examples_from_sharegpt
 from eval.generate import Example, encode_prompt, generate_ids, get_template, load_model, stop_token_ids
-from eval.run_eval import examples_from_sharegpt
 
 ROWS = [{"id": "a", "system": "你是面试官。", "conversations": [
     {"from": "human", "value": "您好，我来面试后端。"}, {"from": "gpt", "value": "Redis 的持久化机制有哪些？"},

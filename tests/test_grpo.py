@@ -1,7 +1,6 @@
 """GRPO recipes, launcher and dataset builder (the end-to-end run is in test_e2e_train.py)."""
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
@@ -41,9 +40,17 @@ def test_grpo_recipe_builds_a_grpo_config_and_matches_its_sft_recipe(recipe, mon
 
 
 def test_unknown_keys_and_mismatched_weights_are_errors():
-    base = {"stage": "grpo", "reward_funcs": ["reward.fc.exec_reward"], "output_dir": "/tmp/x", "use_cpu": True}
+    base = {"stage": "grpo", "model_name_or_path": "m", "template": "qwen", "dataset": "fc_train",
+            "reward_funcs": ["reward.fc.exec_reward"], "output_dir": "/tmp/x", "use_cpu": True}
     with pytest.raises(SystemExit, match="num_genrations"):
         grpo.grpo_config({**base, "num_genrations": 4})
+    # every problem in one message: two unknown keys, a mistyped launcher key, a missing one
+    broken = {k: v for k, v in base.items() if k != "template"}
+    with pytest.raises(SystemExit) as error:
+        grpo.grpo_config({**broken, "num_genrations": 4, "lern_rate": 1e-5, "lora_rank": "sixteen"}, "x.yaml")
+    message = str(error.value)
+    assert message.startswith("error: x.yaml: ") and "lora_rank: expected int, got 'sixteen'" in message
+    assert "unknown key(s) lern_rate, num_genrations" in message and "missing key(s) template" in message
     with pytest.raises(SystemExit, match="one weight per reward"):
         grpo.grpo_config({**base, "reward_weights": [0.5, 0.5]})
     with pytest.raises(SystemExit, match="cannot be imported"):
@@ -51,10 +58,12 @@ def test_unknown_keys_and_mismatched_weights_are_errors():
 
 
 def test_overrides_are_yaml_values():
-    recipe = grpo.apply_overrides({"max_steps": 10}, ["max_steps=2", "beta=0.04", "use_vllm=false"])
+    from scripts.recipes import apply_overrides
+
+    recipe = apply_overrides({"max_steps": 10}, ["max_steps=2", "beta=0.04", "use_vllm=false"])
     assert recipe == {"max_steps": 2, "beta": 0.04, "use_vllm": False}
     with pytest.raises(SystemExit):
-        grpo.apply_overrides({}, ["max_steps"])
+        apply_overrides({}, ["max_steps"])
 
 
 def test_prompts_carry_the_tools_in_the_template_format_and_keep_reward_columns(smollm2):

@@ -57,7 +57,7 @@ def test_generation_task_converts_with_rendered_prompt():
 
 
 @pytest.mark.parametrize("record, field, reason", [
-    (mutate(lambda r: r.pop("score")), "<record>", "'score' is a required property"),
+    (mutate(lambda r: r.pop("score")), "score", "'score' is a required property"),
     (mutate(lambda r: r["messages"][1].update(role="hr")), "messages[1].role", "is not one of"),
     (mutate(lambda r: r["messages"][2].update(content="  ")), "messages[2].content", "does not match"),
     (mutate(lambda r: r.update(score=101)), "score", "greater than the maximum"),
@@ -71,7 +71,7 @@ def test_generation_task_converts_with_rendered_prompt():
     ("just a string", "<record>", "expected a JSON object"),
     ({"question": "q"}, "<record>", "neither a dialogue"),
     ({**TASK, "user_answer": None}, "user_answer", "is not of type 'string'"),
-    ({k: v for k, v in TASK.items() if k != "user_answer"}, "<record>", "'user_answer' is a required property"),
+    ({k: v for k, v in TASK.items() if k != "user_answer"}, "user_answer", "'user_answer' is a required property"),
     ({**TASK, "task": "chat"}, "task", "is not one of"),
 ])
 def test_bad_rows_name_field_and_reason(record, field, reason):
@@ -98,7 +98,7 @@ def test_files_report_every_rejection_and_keep_the_rest(tmp_path):
                                json.dumps(bad), json.dumps(TASK, ensure_ascii=False)]) + "\n", encoding="utf-8")
     rows, rejections, read = prep.convert_files([path])
     assert read == 5 and len(rows) == 2
-    assert [(r.row, r.field) for r in rejections] == [(1, "<line>"), (2, "id"), (3, "<record>")]
+    assert [(r.row, r.field) for r in rejections] == [(1, "<line>"), (2, "id"), (3, "review")]
     assert "duplicate id 'redis-1'" in rejections[1].reason and str(path) in str(rejections[1])
 
 

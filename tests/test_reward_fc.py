@@ -8,8 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eval.toolcall import score
-from reward.fc import (combined_reward, completion_text, exec_reward, json_parse_reward, schema_hit_reward,
-                       semantic_reward)
+from reward.fc import (
+    combined_reward,
+    completion_text,
+    exec_reward,
+    json_parse_reward,
+    schema_hit_reward,
+    semantic_reward,
+)
 
 TOOLS = json.dumps([
     {"name": "schedule_interview", "description": "", "parameters": {"type": "object", "properties": {

@@ -35,7 +35,7 @@ def test_matches_llamafactory_compute_similarity():
         def batch_decode(self, ids, skip_special_tokens=True):
             return [self.texts[int(row[0])] for row in ids]
 
-    preds, labels = [p for p, _ in PAIRS], [l for _, l in PAIRS]
+    preds, labels = [p for p, _ in PAIRS], [label for _, label in PAIRS]
     texts = preds + labels
     pred_ids = np.array([[i] for i in range(len(preds))])
     label_ids = np.array([[len(preds) + i] for i in range(len(labels))])
@@ -53,7 +53,7 @@ def test_matches_llamafactory_compute_similarity():
 
 def test_cli_prints_the_four_keys(tmp_path):
     path = tmp_path / "p.jsonl"
-    path.write_text("".join(json.dumps({"predict": p, "label": l}, ensure_ascii=False) + "\n" for p, l in PAIRS),
+    path.write_text("".join(json.dumps({"predict": p, "label": label}, ensure_ascii=False) + "\n" for p, label in PAIRS),
                     encoding="utf-8")
     out = subprocess.run([sys.executable, "-m", "eval.text_metrics", "--predictions", str(path)], cwd=REPO,
                          capture_output=True, text=True, check=True)

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eval.toolcall import (argument_f1, executable, parse_tool_calls, schema_hit, score, tools_by_name, type_ok)
+from eval.toolcall import argument_f1, executable, parse_tool_calls, schema_hit, score, tools_by_name, type_ok
 
 TOOLS = json.dumps([
     {"name": "schedule_interview", "description": "book a slot", "parameters": {"type": "object", "properties": {
