@@ -1,7 +1,17 @@
 import pytest
+import torch
 
-from eval.datasets import examples_from_sharegpt
-from eval.generate import Example, encode_prompt, generate_ids, get_template, load_model, stop_token_ids
+from eval.datasets import Example, examples_from_sharegpt
+from eval.generate import (
+    cpu_bf16_flags,
+    decode_complete,
+    encode_prompt,
+    generate_ids,
+    get_template,
+    load_model,
+    pick_dtype,
+    stop_token_ids,
+)
 
 ROWS = [{"id": "a", "system": "你是面试官。", "conversations": [
     {"from": "human", "value": "您好，我来面试后端。"}, {"from": "gpt", "value": "Redis 的持久化机制有哪些？"},
@@ -16,8 +26,9 @@ def test_examples_are_one_per_interviewer_turn():
 
 
 @pytest.mark.slow
-def test_batched_generation_equals_one_at_a_time(tiny_qwen3):
-    tokenizer, model = load_model(str(tiny_qwen3))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_batched_generation_equals_one_at_a_time(tiny_qwen3, dtype):
+    tokenizer, model = load_model(str(tiny_qwen3), dtype=dtype)
     template = get_template(tokenizer, "qwen3_nothink")
     examples = examples_from_sharegpt(ROWS * 3)
     examples += [Example("b", "你是面试官。", [{"role": "user", "content": "你好" * n}], "") for n in range(1, 6)]
@@ -45,3 +56,43 @@ def test_eval_without_adapter_fails_before_loading_any_model(tmp_path):
     assert f"no LoRA adapter in {tmp_path / 'none'}" in result.stderr and "make sft RECIPE=" in result.stderr
     assert "base" not in result.stderr  # no generation progress bar: it stopped before generating
     assert time.perf_counter() - start < 60
+
+
+AVX512_BF16_CPU = "processor : 0\nflags : fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
+PLAIN_AVX512_CPU = "processor : 0\nflags : fpu sse2 avx2 avx512f avx512_vnni avx512_vbmi2\n"
+AMX_CPU = "flags : avx512f amx_bf16 amx_tile\n"
+
+
+def test_precision_follows_the_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert cpu_bf16_flags(AVX512_BF16_CPU) == ["avx512_bf16"] and cpu_bf16_flags(AMX_CPU) == ["amx_bf16"]
+    assert pick_dtype("auto", AVX512_BF16_CPU)[0] == torch.bfloat16
+    assert pick_dtype("auto", AMX_CPU)[0] == torch.bfloat16
+    dtype, why = pick_dtype("auto", PLAIN_AVX512_CPU)
+    assert dtype == torch.float32 and "no avx512_bf16 or AMX" in why
+    assert pick_dtype("fp32", AVX512_BF16_CPU)[0] == torch.float32   # the fp32 path stays
+    assert pick_dtype("bf16", PLAIN_AVX512_CPU)[0] == torch.bfloat16
+    with pytest.raises(SystemExit):
+        pick_dtype("fp16")
+
+
+def test_training_precision_override_for_cpu_recipes_only():
+    from scripts.hardware import training_precision
+
+    assert training_precision({"use_cpu": True}, "auto", AVX512_BF16_CPU)[0] == "bf16=true"
+    assert training_precision({"use_cpu": True}, "auto", PLAIN_AVX512_CPU)[0] == ""
+    assert training_precision({"use_cpu": True}, "fp32", AVX512_BF16_CPU)[0] == "bf16=false"
+    assert training_precision({"bf16": True}, "auto", PLAIN_AVX512_CPU) == ("", "as the recipe says (a GPU recipe)")
+
+
+def test_a_cut_multibyte_character_is_dropped_not_replaced(tiny_qwen3):
+    from tokenizers import pre_tokenizers
+
+    tokenizer, _ = load_model(str(tiny_qwen3), weights=False)
+    # "缓" is three UTF-8 bytes; as three single-byte tokens, a budget of 1 or 2 ends inside it
+    byte_symbols = pre_tokenizers.ByteLevel(add_prefix_space=False).pre_tokenize_str("缓")[0][0]
+    ids = tokenizer.encode("好的", add_special_tokens=False) + tokenizer.convert_tokens_to_ids(list(byte_symbols))
+    assert tokenizer.decode(ids[:-1]).endswith("\ufffd")          # what plain decoding gives
+    assert decode_complete(tokenizer, ids[:-1]) == "好的"          # the partial character is dropped
+    assert decode_complete(tokenizer, ids[:-2]) == "好的"
+    assert decode_complete(tokenizer, ids) == "好的缓"              # complete text is untouched
