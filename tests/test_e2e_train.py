@@ -50,7 +50,14 @@ def test_tiny_qwen3_trains_with_the_12gb_recipe_and_evaluates(tiny_qwen3, tmp_pa
     assert set(report["results"]["tuned"]) == {"n", "bleu-4", "rouge-1", "rouge-2", "rouge-l"}
     assert len((tmp_path / "eval/predictions_tuned.jsonl").read_text(encoding="utf-8").splitlines()) == 4
     assert (tmp_path / "eval/metrics.png").read_bytes()[:4] == b"\x89PNG"
-    assert "| tuned |" in (tmp_path / "eval/report.md").read_text(encoding="utf-8")
+    markdown = (tmp_path / "eval/report.md").read_text(encoding="utf-8")
+    assert "| tuned |" in markdown and "| tuned - base |" in markdown
+    for name, scores in report["results"].items():  # every value sits inside its own interval
+        for key, (low, high) in report["intervals"][name].items():
+            assert low <= scores[key] <= high
+    pairs = {(d["a"], d["b"], d["metric"]) for d in report["differences"]}
+    assert pairs == {("tuned", "base", key) for key in ("bleu-4", "rouge-1", "rouge-2", "rouge-l")}
+    assert report["meta"]["dtype"] in ("float32", "bfloat16") and report["meta"]["sampled"] is True
 
 
 @pytest.mark.slow
