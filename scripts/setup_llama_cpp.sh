@@ -26,7 +26,7 @@ tar -xzf "$sdist" -C tools/llama.cpp --strip-components=3 \
   "llama_cpp_python-$version/vendor/llama.cpp/gguf-py"
 
 # The converter tries SentencePiece first (and needs the module to find out it is not one);
-# llama-cpp-python imports diskcache. Everything else is already in requirements.txt.
+# llama-cpp-python imports diskcache. Everything else is already in the lock (requirements/common.txt).
 CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) "$venv/bin/python" -m pip install --quiet --no-deps \
   sentencepiece==0.2.1 diskcache==5.6.3 "$sdist"
 "$venv/bin/python" -c "import llama_cpp; print('setup: llama-cpp-python', llama_cpp.__version__, '+ tools/llama.cpp/convert_hf_to_gguf.py')"
