@@ -204,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                                 ("classifier", predict_labels(args.classifier, [classifier_text(r) for r in decision_rows]))):
             statistics[name] = decision_statistic_of_labels(predicted, gold)
             matrices[name] = decision_scores(predicted, gold)["confusion_matrix"]
+            extra_results[name] = {"invalid": sum(p not in DECISION_LABELS for p in predicted)}
             write_jsonl(out_dir / f"predictions_{name}.jsonl",
                         [{"id": examples[i].id, "predict": p, "label": g} for i, p, g in zip(chosen, predicted, gold)])
 
