@@ -62,7 +62,6 @@ $(VENV)/.installed: $(LOCK) scripts/setup_env.sh scripts/select_torch.py
 
 setup: $(VENV)/.installed ## create .venv from the lock in requirements/ (TORCH=auto|cpu|cu130|cuNNN, PYTHON=python3.X)
 
-VLLM_VENV ?= .venv-vllm
 $(VLLM_VENV)/.installed: requirements/vllm.txt scripts/setup_env.sh
 	scripts/setup_env.sh --vllm $(VLLM_VENV)
 

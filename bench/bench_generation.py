@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -23,20 +22,11 @@ import torch
 from eval.datasets import examples_from_sharegpt, select
 from eval.generate import encode_prompt, generate_ids, get_template, load_model, stop_token_ids
 from scripts.common import write_json
-from scripts.hardware import cpu_bf16_flags
+from scripts.hardware import cpu_bf16_flags, cpu_name
 
 CONFIGURATIONS = (("fp32_single", torch.float32, 1), ("fp32_batched", torch.float32, None),
                   ("bf16_batched", torch.bfloat16, None))
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main(argv: list[str] | None = None) -> int:

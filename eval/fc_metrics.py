@@ -23,12 +23,20 @@ METRICS = {  # report name -> per-row key of toolcall.score
 }
 
 
-def aggregate(rows: list[dict]) -> dict[str, float]:
+def per_row_values(rows: list[dict]) -> dict[str, list[float]]:
+    """{metric (the six and combined_reward): [its value for each row]}: what aggregate averages and
+    make eval bootstraps."""
     scores = [score(row.get("predict"), row.get("label"), row.get("tools")) for row in rows]
-    out: dict[str, float] = {"n": len(scores)}
-    for name, key in METRICS.items():
-        out[name] = round(sum(s[key] for s in scores) / len(scores), 4) if scores else 0.0
-    out["combined_reward"] = round(sum(combined(s) for s in scores) / len(scores), 4) if scores else 0.0
+    values = {name: [s[key] for s in scores] for name, key in METRICS.items()}
+    values["combined_reward"] = [combined(s) for s in scores]
+    return values
+
+
+def aggregate(rows: list[dict]) -> dict[str, float]:
+    values = per_row_values(rows)
+    out: dict[str, float] = {"n": len(rows)}
+    for name, column in values.items():
+        out[name] = round(sum(column) / len(rows), 4) if rows else 0.0
     return out
 
 

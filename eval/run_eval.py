@@ -42,6 +42,7 @@ from eval.datasets import eval_dataset, examples_from_sharegpt, is_decision_data
 from eval.decision_metrics import decision_scores, extract_label
 from eval.decision_rules import decide
 from eval.fc_metrics import METRICS as FC_ROW_KEYS
+from eval.fc_metrics import per_row_values as fc_per_row
 from eval.figures import bar_chart, confusion_chart
 from eval.generate import (
     encode_prompt,
@@ -54,8 +55,7 @@ from eval.generate import (
     stop_token_ids,
 )
 from eval.text_metrics import KEYS as TEXT_KEYS
-from eval.text_metrics import score_pair
-from eval.toolcall import combined, score
+from eval.text_metrics import per_row_values as text_per_row
 from scripts.common import REPO_ROOT, atomic_write_text, write_json, write_jsonl
 from scripts.prompts import DECISION_LABELS
 from scripts.recipes import read_recipe
@@ -63,15 +63,11 @@ from scripts.recipes import read_recipe
 # ---------------------------------------------------------------- the three tasks
 
 def text_statistic(rows: list[dict]) -> stats.Statistic:
-    per_row = [score_pair(r["predict"], r["label"]) for r in rows]
-    return stats.mean_statistic({key: [s[key] for s in per_row] for key in TEXT_KEYS})
+    return stats.mean_statistic(text_per_row([(r["predict"], r["label"]) for r in rows]))
 
 
 def fc_statistic(rows: list[dict]) -> stats.Statistic:
-    per_row = [score(r.get("predict"), r.get("label"), r.get("tools")) for r in rows]
-    values = {name: [s[key] for s in per_row] for name, key in FC_ROW_KEYS.items()}
-    values["combined_reward"] = [combined(s) for s in per_row]
-    return stats.mean_statistic(values, scale=100)
+    return stats.mean_statistic(fc_per_row(rows), scale=100)
 
 
 def decision_statistic_of_labels(predicted: list[str], gold: list[str]) -> stats.Statistic:

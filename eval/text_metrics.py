@@ -36,12 +36,19 @@ def score_pair(predict: str, label: str) -> dict[str, float]:
     return scores
 
 
+def per_row_values(pairs: list[tuple[str, str]]) -> dict[str, list[float]]:
+    """{metric: [its score for each (predict, label) pair]}: what corpus_scores averages and make eval
+    bootstraps."""
+    rows = [score_pair(predict, label) for predict, label in pairs]
+    return {key: [r[key] for r in rows] for key in KEYS}
+
+
 def corpus_scores(pairs: list[tuple[str, str]]) -> dict[str, float]:
     """Mean of the per-row scores; an empty list scores 0 (and says n=0)."""
-    rows = [score_pair(predict, label) for predict, label in pairs]
-    out: dict[str, float] = {"n": len(rows)}
+    values = per_row_values(pairs)
+    out: dict[str, float] = {"n": len(pairs)}
     for key in KEYS:
-        out[key] = round(sum(r[key] for r in rows) / len(rows), 4) if rows else 0.0
+        out[key] = round(sum(values[key]) / len(pairs), 4) if pairs else 0.0
     return out
 
 

@@ -40,7 +40,8 @@ from scripts.prompts import (
     INTERVIEWER_SYSTEM_PROMPT,
     MAX_INTERVIEWER_ROUNDS,
     OPENINGS,
-    SCORE_LINE,
+    SCORE_PREFIX,
+    SCORE_SUFFIX,
     WRAP_TOPIC,
     move_prefill,
 )
@@ -50,8 +51,8 @@ from scripts.speech import answer_length, filler_count, says_unknown, text_hesit
 MAX_DEPTH = 3  # the decision data's follow_up_depth range
 UNKNOWN_STREAK_CLOSE = 3  # three "不知道" in a row: the interview has nothing left to find
 QUIT_COMMANDS = {"/quit", "/exit", "/q"}
-# The closing, split where chat decodes the score digits and where the review starts.
-CLOSING, AFTER_SCORE = (CLOSINGS[-1] + SCORE_LINE).split("{score}")[0], SCORE_LINE.split("{score}")[1].split("{review}")[0]
+CLOSING = CLOSINGS[-1] + SCORE_PREFIX  # the training dialogues' closing, up to the score digits
+AFTER_SCORE = SCORE_SUFFIX
 
 
 @dataclass

@@ -64,30 +64,31 @@ def load_reward_funcs(paths: list[str]) -> list:
 
 
 def grpo_config(recipe: dict, source: str = "recipe"):
+    """(the launcher's own arguments, trl.GRPOConfig) from a flat recipe; every bad key in one message."""
     from trl import GRPOConfig
 
-    _, settings = split_recipe(recipe, GrpoLauncherArguments, set(inspect.signature(GRPOConfig).parameters), source)
-    if recipe.get("reward_weights") and len(recipe["reward_weights"]) != len(recipe["reward_funcs"]):
+    launcher, settings = split_recipe(recipe, GrpoLauncherArguments, set(inspect.signature(GRPOConfig).parameters),
+                                      source)
+    if settings.get("reward_weights") and len(settings["reward_weights"]) != len(launcher.reward_funcs):
         sys.exit("error: reward_weights needs one weight per reward function")
-    return GRPOConfig(**settings)
+    return launcher, GRPOConfig(**settings)
 
 
-def policy(recipe: dict, config):
+def policy(launcher: GrpoLauncherArguments, config):
     """(model, peft_config): base + trainable SFT adapter, or base + a fresh LoRA config."""
     import torch
     from peft import LoraConfig, PeftModel
     from transformers import AutoModelForCausalLM
 
     dtype = torch.bfloat16 if config.bf16 else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(recipe["model_name_or_path"], dtype=dtype,
-                                                 trust_remote_code=bool(recipe.get("trust_remote_code", False)))
-    if recipe.get("sft_adapter"):
-        adapter = require_adapter(Path(recipe["sft_adapter"]), "train it first: make sft RECIPE=<the SFT recipe>")
+    model = AutoModelForCausalLM.from_pretrained(launcher.model_name_or_path, dtype=dtype,
+                                                 trust_remote_code=launcher.trust_remote_code)
+    if launcher.sft_adapter:
+        adapter = require_adapter(Path(launcher.sft_adapter), "train it first: make sft RECIPE=<the SFT recipe>")
         return PeftModel.from_pretrained(model, str(adapter), is_trainable=True), None
-    target = recipe.get("lora_target", "all-linear")
-    return model, LoraConfig(r=recipe.get("lora_rank", 16), lora_alpha=recipe.get("lora_alpha", 32),
-                             lora_dropout=recipe.get("lora_dropout", 0.05), task_type="CAUSAL_LM",
-                             target_modules="all-linear" if target == "all" else target)
+    target = launcher.lora_target
+    return model, LoraConfig(r=launcher.lora_rank, lora_alpha=launcher.lora_alpha, lora_dropout=launcher.lora_dropout,
+                             task_type="CAUSAL_LM", target_modules="all-linear" if target == "all" else target)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,14 +101,14 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"error: {recipe_path} is not a GRPO recipe (stage: grpo)")
     from trl import GRPOTrainer
 
-    config = grpo_config(recipe, str(recipe_path))
-    reward_funcs = load_reward_funcs(recipe["reward_funcs"])
-    tokenizer, _ = load_model(recipe["model_name_or_path"], weights=False)
-    get_template(tokenizer, recipe["template"])  # sets eos to the template's stop word, as in SFT
+    launcher, config = grpo_config(recipe, str(recipe_path))
+    reward_funcs = load_reward_funcs(launcher.reward_funcs)
+    tokenizer, _ = load_model(launcher.model_name_or_path, weights=False)
+    get_template(tokenizer, launcher.template)  # sets eos to the template's stop word, as in SFT
     tokenizer.padding_side = "left"
     dataset, too_long = build_dataset(recipe, tokenizer)
     print(f"grpo: {len(dataset)} prompts ({too_long} longer than max_prompt_length left out)")
-    model, peft_config = policy(recipe, config)
+    model, peft_config = policy(launcher, config)
 
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=config, train_dataset=dataset,
                           processing_class=tokenizer, peft_config=peft_config)
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     trainer.save_model(str(out))
     tokenizer.save_pretrained(str(out))
     (out / "trainer_log.json").write_text(json.dumps(trainer.state.log_history, indent=2) + "\n", encoding="utf-8")
-    if recipe.get("plot_reward", True):
+    if launcher.plot_reward:
         reward_chart(out / "reward.png", trainer.state.log_history, [f.__name__ for f in reward_funcs])
     print(f"grpo: adapter and reward.png in {out.resolve().relative_to(REPO_ROOT) if out.resolve().is_relative_to(REPO_ROOT) else out}")
     return 0

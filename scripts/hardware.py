@@ -16,13 +16,25 @@ from pathlib import Path
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
+def read_cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def cpu_name(cpuinfo: str | None = None) -> str:
+    """The CPU's model name, as benchmarks record it."""
+    for line in (read_cpuinfo() if cpuinfo is None else cpuinfo).splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
 def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
     """The native-bf16 instruction sets this CPU reports (empty: bf16 would be emulated, and slower)."""
     if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return []
+        cpuinfo = read_cpuinfo()
     flags = set()
     for line in cpuinfo.splitlines():
         if line.startswith("flags"):

@@ -28,6 +28,7 @@ import io
 import json
 import re
 import sys
+import tarfile
 import urllib.parse
 import urllib.request
 import zipfile
@@ -214,14 +215,15 @@ def check(metadata: dict) -> list[str]:
 # ---------------------------------------------------------------- refresh (online)
 
 class _Links(html.parser.HTMLParser):
+    """The file URLs of a simple-index page (fragments such as #sha256=… cut off)."""
+
     def __init__(self):
         super().__init__()
-        self.links: list[tuple[str, str | None]] = []
+        self.urls: list[str] = []
 
     def handle_starttag(self, tag, attrs):
         if tag == "a":
-            attributes = dict(attrs)
-            self.links.append((attributes.get("href", ""), attributes.get("data-requires-python")))
+            self.urls.append((dict(attrs).get("href") or "").split("#", 1)[0])
 
 
 class _RangeFile(io.RawIOBase):
@@ -261,6 +263,12 @@ def _wheel_tag(filename: str) -> str:
     return "-".join(filename[:-4].split("-")[-3:])
 
 
+def _is_wheel_of(filename: str, stem: str, version: str) -> bool:
+    """Is filename a wheel of the distribution `stem` (canonical, with underscores) at version?"""
+    parts = filename.split("-")
+    return filename.endswith(".whl") and canonical(parts[0]).replace("-", "_") == stem and parts[1] == version
+
+
 def _metadata_from_wheel(opened) -> email.message.Message:
     with zipfile.ZipFile(opened) as archive:
         name = next(n for n in archive.namelist() if re.fullmatch(r"[^/]+\.dist-info/METADATA", n))
@@ -278,65 +286,56 @@ def fetch_metadata(name: str, version: str, wheel_dirs: list[Path]) -> dict:
     stem = canonical(name).replace("-", "_")
     for folder in wheel_dirs:
         for wheel in sorted(folder.glob("*.whl")):
-            parts = wheel.name.split("-")
-            if canonical(parts[0]).replace("-", "_") == stem and parts[1] == version:
+            if _is_wheel_of(wheel.name, stem, version):
                 return _summarise(_metadata_from_wheel(wheel), [_wheel_tag(wheel.name)], False)
     with urllib.request.urlopen(f"{INDEX_URL}/{canonical(name)}/", timeout=60) as response:
         parser = _Links()
         parser.feed(response.read().decode("utf-8"))
-    files = []
-    for href, _ in parser.links:
-        filename = urllib.parse.unquote(href.split("#", 1)[0].rsplit("/", 1)[-1])
-        if filename.endswith(".whl"):
-            parts = filename[:-4].split("-")
-            if canonical(parts[0]).replace("-", "_") == stem and parts[1] == version:
-                files.append((filename, href.split("#", 1)[0]))
-        elif re.fullmatch(rf"(?i){re.escape(stem).replace('_', '[-_.]')}-{re.escape(version)}\.(tar\.gz|zip)", filename):
-            files.append((filename, href.split("#", 1)[0]))
-    wheels = [(f, u) for f, u in files if f.endswith(".whl") and wheel_fits(_wheel_tag(f), "3.11")]
-    wheels += [(f, u) for f, u in files if f.endswith(".whl") and (f, u) not in wheels
-               and any(wheel_fits(_wheel_tag(f), p) for p in CANDIDATE_PYTHONS)]
-    sdists = [(f, u) for f, u in files if not f.endswith(".whl")]
+    sdist_name = re.compile(rf"(?i){re.escape(stem).replace('_', '[-_.]')}-{re.escape(version)}\.(tar\.gz|zip)")
+    wheels, sdists = [], []   # (filename, url)
+    for url in parser.urls:
+        filename = urllib.parse.unquote(url.rsplit("/", 1)[-1])
+        if _is_wheel_of(filename, stem, version) and any(wheel_fits(_wheel_tag(filename), p) for p in CANDIDATE_PYTHONS):
+            wheels.append((filename, url))
+        elif sdist_name.fullmatch(filename):
+            sdists.append((filename, url))
+    # Read the metadata of a Python 3.11 wheel when there is one (what the development machines install).
+    wheels.sort(key=lambda wheel: not wheel_fits(_wheel_tag(wheel[0]), "3.11"))
     if wheels:
         message = _metadata_from_wheel(_RangeFile(wheels[0][1]))
     elif sdists:
         message = _metadata_from_sdist(sdists[0][1])
     else:
         raise SystemExit(f"error: PyPI has no Linux x86_64 wheel or sdist of {name}=={version}")
-    linux_tags = [_wheel_tag(f) for f, _ in files if f.endswith(".whl")
-                  and any(wheel_fits(_wheel_tag(f), p) for p in CANDIDATE_PYTHONS)]
-    return _summarise(message, linux_tags, bool(sdists))
+    return _summarise(message, [_wheel_tag(filename) for filename, _ in wheels], bool(sdists))
+
+
+def _sdist_file(data: bytes, url: str, suffix: str) -> str | None:
+    """The text of the shallowest member of an sdist archive whose name ends with suffix."""
+    if url.endswith(".zip"):
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = [n for n in archive.namelist() if n.endswith(suffix)]
+            return archive.read(min(names, key=len)).decode("utf-8") if names else None
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        members = [m for m in archive.getmembers() if m.name.endswith(suffix)]
+        return archive.extractfile(min(members, key=lambda m: len(m.name))).read().decode("utf-8") if members else None
 
 
 def _metadata_from_sdist(url: str) -> email.message.Message:
     """PKG-INFO of an sdist (small packages only: the whole archive is read)."""
-    import tarfile
     with urllib.request.urlopen(url, timeout=120) as response:
         data = response.read()
-    if url.endswith(".zip"):
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            name = min((n for n in archive.namelist() if n.endswith("PKG-INFO")), key=len)
-            text = archive.read(name).decode("utf-8")
-    else:
-        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-            member = min((m for m in archive.getmembers() if m.name.endswith("PKG-INFO")), key=lambda m: len(m.name))
-            text = archive.extractfile(member).read().decode("utf-8")
-    message = email.parser.Parser().parsestr(text)
+    message = email.parser.Parser().parsestr(_sdist_file(data, url, "PKG-INFO"))
     if message.get_all("Requires-Dist") is None:
         # Old sdists (metadata 1.x) list no requirements in PKG-INFO; requires.txt of the egg-info does.
-        message = _with_egg_info_requires(message, data, url)
+        requires = _sdist_file(data, url, ".egg-info/requires.txt")
+        if requires:
+            _add_egg_info_requires(message, requires)
     return message
 
 
-def _with_egg_info_requires(message, data: bytes, url: str):
-    import tarfile
-    if url.endswith(".zip"):
-        return message
-    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-        members = [m for m in archive.getmembers() if m.name.endswith(".egg-info/requires.txt")]
-        if not members:
-            return message
-        text = archive.extractfile(min(members, key=lambda m: len(m.name))).read().decode("utf-8")
+def _add_egg_info_requires(message, text: str) -> None:
+    """Requires-Dist lines from an egg-info requires.txt ([extra:marker] sections become markers)."""
     section = ""
     for line in text.splitlines():
         line = line.strip()
@@ -350,7 +349,6 @@ def _with_egg_info_requires(message, data: bytes, url: str):
         if extra:
             conditions.append(f'extra == "{extra}"')
         message["Requires-Dist"] = line + ("; " + " and ".join(conditions) if conditions else "")
-    return message
 
 
 def refresh(wheel_dirs: list[Path], everything: bool) -> dict:

@@ -30,7 +30,9 @@ CLOSINGS = [
     "时间差不多了，我们今天就到这里。",
     "好，本次面试到此结束。",
 ]
-SCORE_LINE = "\n综合评分：{score}/100。\n点评：{review}"
+# The closing's score line. chat decodes the score digits after SCORE_PREFIX and the review after SCORE_SUFFIX.
+SCORE_PREFIX, SCORE_SUFFIX = "\n综合评分：", "/100。\n点评："
+SCORE_LINE = SCORE_PREFIX + "{score}" + SCORE_SUFFIX + "{review}"
 
 
 def move_prefill(phrasing: str, **fields) -> str:

@@ -15,10 +15,11 @@ TORCH_VERSION=2.13.0
 
 # The Pythons the lock has wheels for (`python -m scripts.lock pythons`; tests/test_lock.py keeps these in step).
 if [[ $lock == vllm ]]; then supported="3.11 3.12 3.13"; else supported="3.11 3.12 3.13 3.14"; fi
-python_ok() { local v; v=$("$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) && [[ " $supported " == *" $v "* ]]; }
+python_version() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null; }
+python_ok() { local v; v=$(python_version "$1") && [[ " $supported " == *" $v "* ]]; }
 if [[ -n "${PYTHON:-}" ]]; then
   command -v "$PYTHON" >/dev/null || { echo "error: PYTHON=$PYTHON not found; the lock supports Python $supported" >&2; exit 2; }
-  python_ok "$PYTHON" || { echo "error: PYTHON=$PYTHON is Python $("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])'); the lock has wheels for Python $supported only" >&2; exit 2; }
+  python_ok "$PYTHON" || { echo "error: PYTHON=$PYTHON is Python $(python_version "$PYTHON"); the lock has wheels for Python $supported only" >&2; exit 2; }
   python=$PYTHON
 else
   python=
@@ -32,11 +33,13 @@ rm -rf "$venv"
 "$python" -m venv "$venv"
 pip() { "$venv/bin/python" -m pip "$@"; }
 site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+# What every environment must import (fail here, not halfway through a training run); each adds its engine.
+check="import trl, peft, deepspeed, llamafactory.hparams.parser, jieba, rouge_chinese, nltk, jsonschema"
 
 if [[ $lock == vllm ]]; then
   pip install --quiet --no-deps -r requirements/vllm.txt
   build=vllm
-  check="import vllm, trl, peft, deepspeed, llamafactory.hparams.parser, jieba, rouge_chinese, nltk, jsonschema"
+  check="$check, vllm"
 else
   build=$("$python" scripts/select_torch.py "${TORCH:-auto}")
   pip install --quiet --no-deps -r requirements/common.txt
@@ -45,10 +48,10 @@ else
       # Short timeout: an unreachable index should fall back in seconds, not minutes.
       if ! pip install --quiet --no-deps --timeout 20 --retries 1 --extra-index-url "$TORCH_CPU_INDEX" -r requirements/torch-cpu.txt; then
         if [[ "${TORCH:-auto}" != auto ]]; then
-          echo "error: torch==$TORCH_VERSION+cpu is neither in a local wheel folder nor reachable at $TORCH_CPU_INDEX; set TORCH_CPU_INDEX, or TORCH=cu130 (PyPI's build, runs on the CPU too, ~4.3 GB)" >&2
+          echo "error: torch==$TORCH_VERSION+cpu is neither in a local wheel folder nor reachable at $TORCH_CPU_INDEX; set TORCH_CPU_INDEX, or TORCH=cu130 (PyPI's build, runs on the CPU too; a 5.5 GB venv)" >&2
           exit 1
         fi
-        echo "setup: torch $TORCH_VERSION+cpu cannot be had here (no local wheel, $TORCH_CPU_INDEX unreachable): installing PyPI's build instead (CUDA 13 libraries, ~4.3 GB; torch runs on the CPU without a GPU)" >&2
+        echo "setup: torch $TORCH_VERSION+cpu cannot be had here (no local wheel, $TORCH_CPU_INDEX unreachable): installing PyPI's build instead (CUDA 13 libraries, a 5.5 GB venv; torch runs on the CPU without a GPU)" >&2
         build=cu130
         pip install --quiet --no-deps -r requirements/torch-cu130.txt
       fi ;;
@@ -62,10 +65,9 @@ else
   # llamafactory imports torchaudio at start-up; the 2.11 wheel's native library is built for another
   # torch. Without it torchaudio imports as pure Python (only audio loading is lost; no recipe uses it).
   rm -f "$site/torchaudio/lib/_torchaudio.abi3.so"
-  check="import torch, llamafactory.hparams.parser, trl, peft, deepspeed, jieba, rouge_chinese, nltk, jsonschema"
+  check="$check, torch"
 fi
 
-# Fail here, not halfway through a training run, if the environment is unusable.
 HF_HUB_OFFLINE=1 "$venv/bin/python" -c "$check"
 echo "$build" > "$venv/.torch-build"
 touch "$venv/.installed"

@@ -48,8 +48,8 @@ class ClassifierArguments:
     trust_remote_code: bool = False
 
 
-def load_split(recipe: dict, name: str) -> list[dict]:
-    path, _ = registered_dataset(recipe.get("dataset_dir", "."), name)
+def load_split(dataset_dir: str, name: str) -> list[dict]:
+    path, _ = registered_dataset(dataset_dir, name)
     rows = json.loads(path.read_text(encoding="utf-8"))
     if not rows or not all({"question", "answer", "context", "label"} <= set(r) for r in rows):
         sys.exit(f"error: {path} has no follow-up decision rows (question/answer/context/label)")
@@ -80,7 +80,7 @@ def build_char_tokenizer(texts: list[str], folder: Path):
     return tokenizer
 
 
-def build_model(recipe: dict, train_texts: list[str], work: Path, seed: int):
+def build_model(launcher: ClassifierArguments, train_texts: list[str], work: Path, seed: int):
     import torch
     from transformers import (
         AutoModelForSequenceClassification,
@@ -90,16 +90,16 @@ def build_model(recipe: dict, train_texts: list[str], work: Path, seed: int):
     )
 
     labels = {"id2label": dict(enumerate(LABELS)), "label2id": {label: i for i, label in enumerate(LABELS)}}
-    name = recipe["model_name_or_path"]
+    name = launcher.model_name_or_path
     if name == LOCAL_TINY_BERT:
         tokenizer = build_char_tokenizer(train_texts, work / "tokenizer")
         sizes = {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 256,
-                 **(recipe.get("tiny_bert") or {})}
+                 **launcher.tiny_bert}
         torch.manual_seed(seed)
-        config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=max(512, recipe.get("max_length", 256)),
+        config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=max(512, launcher.max_length),
                             pad_token_id=tokenizer.pad_token_id, num_labels=len(LABELS), **sizes, **labels)
         return tokenizer, BertForSequenceClassification(config)
-    trust = bool(recipe.get("trust_remote_code", False))
+    trust = launcher.trust_remote_code
     tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust)
     model = AutoModelForSequenceClassification.from_pretrained(name, num_labels=len(LABELS), trust_remote_code=trust,
                                                                **labels)
@@ -121,23 +121,23 @@ def main(argv: list[str] | None = None) -> int:
     from datasets import Dataset
     from transformers import Trainer, TrainingArguments
 
-    _, settings = split_recipe(recipe, ClassifierArguments,
-                               {f.name for f in dataclasses.fields(TrainingArguments)}, argv[0])
+    launcher, settings = split_recipe(recipe, ClassifierArguments,
+                                      {f.name for f in dataclasses.fields(TrainingArguments)}, argv[0])
     args = TrainingArguments(**settings)
-    rows = load_split(recipe, recipe["dataset"])
+    rows = load_split(launcher.dataset_dir, launcher.dataset)
     order = list(range(len(rows)))
     random.Random(args.seed).shuffle(order)
-    n_dev = max(1, round(len(rows) * float(recipe.get("dev_ratio", 0.1))))
+    n_dev = max(1, round(len(rows) * launcher.dev_ratio))
     dev = [rows[i] for i in sorted(order[:n_dev])]
     train = [rows[i] for i in sorted(order[n_dev:])]
-    val = load_split(recipe, recipe["eval_dataset"])
+    val = load_split(launcher.dataset_dir, launcher.eval_dataset)
 
     out = Path(args.output_dir)
-    tokenizer, model = build_model(recipe, [classifier_text(r) for r in train], out, args.seed)
+    tokenizer, model = build_model(launcher, [classifier_text(r) for r in train], out, args.seed)
     label_id = {label: i for i, label in enumerate(LABELS)}
 
     def encode(split: list[dict]) -> Dataset:
-        enc = tokenizer([classifier_text(r) for r in split], truncation=True, max_length=recipe.get("max_length", 256))
+        enc = tokenizer([classifier_text(r) for r in split], truncation=True, max_length=launcher.max_length)
         return Dataset.from_dict({**enc, "labels": [label_id[r["label"]] for r in split]})
 
     def compute_metrics(prediction) -> dict:

@@ -25,7 +25,7 @@ def test_grpo_recipe_builds_a_grpo_config_and_matches_its_sft_recipe(recipe, mon
     monkeypatch.setattr(transformers.training_args, "is_torch_bf16_gpu_available", lambda *a, **k: True)
     config = yaml.safe_load(recipe.read_text(encoding="utf-8"))
     assert config["stage"] == "grpo" and config.get("trust_remote_code") is False
-    args = grpo.grpo_config(dict(config))
+    _, args = grpo.grpo_config(dict(config))
     assert args.num_generations == config["num_generations"]
     assert args.reward_weights == config["reward_weights"]
     assert (args.per_device_train_batch_size * args.gradient_accumulation_steps) % args.num_generations == 0
