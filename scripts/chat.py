@@ -104,7 +104,7 @@ class Interviewer:
     @torch.inference_mode()
     def continue_turn(self, messages: list[dict], prefill: str = "", max_new_tokens: int | None = None) -> str:
         """The interviewer's turn: the prefill, then the model's own words up to its end-of-turn token."""
-        ids = torch.tensor([self._prompt(messages, prefill)])
+        ids = torch.tensor([self._prompt(messages, prefill)], device=self.model.device)
         torch.manual_seed(self.seed + self.calls)  # same seed + same answers = same interview
         self.calls += 1
         sampling = ({"do_sample": False} if self.greedy else
@@ -121,7 +121,7 @@ class Interviewer:
         ids = self._prompt(messages, prefill)
         digits = ""
         for position in range(2):
-            logits = self.model(torch.tensor([ids])).logits[0, -1]
+            logits = self.model(torch.tensor([ids], device=self.model.device)).logits[0, -1]
             allowed = self.digit_ids[1:] if position == 0 else self.digit_ids
             best = max(allowed, key=lambda i: float(logits[i]))
             digits += str(self.digit_ids.index(best))
