@@ -98,8 +98,8 @@ $(FOLLOWUP_OUT) &: $(FOLLOWUP_RAW) scripts/prepare_followup.py data/schema/follo
 
 data: $(VENV)/.installed $(INTERVIEW_OUT) $(FC_OUT) $(FOLLOWUP_OUT) ## generate and convert the datasets (XLAM_INPUT=real xlam file), register them
 
-sft: model data ## train RECIPE with llamafactory-cli (ARGS="key=value ...")
-	$(VENV)/bin/llamafactory-cli train $(RECIPE) $(PRECISION_OVERRIDE) $(ARGS)
+sft: model data ## train RECIPE with llamafactory-cli; a killed run resumes, a finished one is kept (ARGS="key=value ...")
+	$(PY) -m scripts.sft $(RECIPE) $(PRECISION_OVERRIDE) $(ARGS)
 
 grpo: model data ## GRPO (TRL) from a function-calling SFT adapter: RECIPE=configs/fc_smollm2_grpo_cpu.yaml
 ifeq ($(ACCELERATE_CONFIG),)

@@ -56,7 +56,7 @@ from eval.generate import (
 )
 from eval.text_metrics import KEYS as TEXT_KEYS
 from eval.text_metrics import per_row_values as text_per_row
-from scripts.common import REPO_ROOT, atomic_write_text, write_json, write_jsonl
+from scripts.common import REPO_ROOT, atomic_write_text, read_rows, write_json, write_jsonl
 from scripts.prompts import DECISION_LABELS
 from scripts.recipes import read_recipe
 
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     models = models_to_compare(recipe, args.recipe, args.adapter)
     out_dir = args.output_dir or default_output_dir(recipe)
     dataset, task_name = eval_dataset(recipe)
-    source_rows = json.loads(dataset.read_text(encoding="utf-8"))
+    source_rows = read_rows(dataset)
     task_name = "decision" if task_name == "text" and is_decision_data(source_rows) else task_name
     task = TASKS[task_name]
     if task_name == "decision" and find_classifier(args.classifier) is None:

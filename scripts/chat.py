@@ -22,6 +22,7 @@ Who decides what, and why:
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -197,14 +198,29 @@ def resolve_model(args) -> tuple[str, Path | None, str]:
     return base, adapter, args.template or recipe["template"]
 
 
+MAX_ANSWER_CHARS = 2000  # an answer is a few sentences; a pasted log would crowd the model's context out
+CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # ANSI sequences, C0/C1 controls
+
+
+def clean_answer(line: str) -> str:
+    """What is kept of a typed line: control characters and terminal escape sequences dropped (tabs become
+    spaces), at most MAX_ANSWER_CHARS characters (the candidate is told when the rest is cut)."""
+    line = CONTROL.sub("", line.replace("\t", " ")).strip()
+    if len(line) > MAX_ANSWER_CHARS:
+        print(f"（回答过长：只保留前 {MAX_ANSWER_CHARS} 字，共 {len(line)} 字）", file=sys.stderr)
+        line = line[:MAX_ANSWER_CHARS]
+    return line
+
+
 def read_answer(prompt: str) -> str | None:
-    """The candidate's next answer; None when they quit (/quit or end of input)."""
+    """The candidate's next answer; None when they quit (/quit or end of input). Bytes that are not
+    UTF-8 arrive as U+FFFD (stdin is reconfigured in main), so no input ends the interview by accident."""
     while True:
         try:
             line = input(prompt)
         except EOFError:
             return None
-        line = line.strip()
+        line = clean_answer(line)
         if not sys.stdin.isatty():
             print(line)  # scripted input: show it, as a terminal would have
         if line.lower() in QUIT_COMMANDS:
@@ -303,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
                               top_p=args.top_p, max_new_tokens=args.max_new_tokens, seed=args.seed)
     decider = Decider(None if args.rules else args.classifier)
     transcript = args.transcript or Path("runs/chat") / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
+    if hasattr(sys.stdin, "reconfigure"):
+        sys.stdin.reconfigure(errors="replace")  # invalid UTF-8 on stdin becomes U+FFFD, not a crash
     session = Session(job=args.job, topics=topics, decider=decider.name,
                       model={"base": str(base), "adapter": relative_to_repo(adapter) if adapter else None,
                              "template": template_name},

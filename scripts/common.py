@@ -1,9 +1,17 @@
-"""Small I/O helpers shared by the data scripts: atomic writes, record reading with row numbers,
-a seeded train/val split, dataset_info.json registration and rejection reports."""
+"""Small I/O helpers shared by the data scripts: atomic writes, checked input reading with row numbers,
+a seeded train/val split, dataset_info.json registration under a lock, and rejection reports.
+
+Input files are checked before anything is converted (read_input_text): a missing, empty, non-UTF-8 or
+BOM-prefixed file, JSON that does not parse, an object where a list of records is expected, or a record
+over MAX_RECORD_BYTES ends the run with one line naming the file (and row), before anything is written.
+Records that parse but break the schema are rejected one by one and reported; the run goes on.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import random
@@ -11,10 +19,12 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATASET_INFO = REPO_ROOT / "dataset_info.json"
+MAX_RECORD_BYTES = 8 * 1024 * 1024  # one record (a JSONL line); real rows are a few KB
+BOM = "\ufeff"
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -58,44 +68,111 @@ class Rejection:
         return f"{self.file}: {where}: field '{self.field}': {self.reason}"
 
 
-def read_records(path: Path) -> Iterator[tuple[int, Any, Rejection | None]]:
-    """Yield (row, record, None) for each record of a JSON list or JSONL file, or
-    (row, None, Rejection) for a line that is not valid JSON. A file that cannot be read at all
-    exits with a message naming it: there is nothing to convert."""
+class InputError(Exception):
+    """A file that cannot be used at all: the message names the file (and line)."""
+
+
+def read_input_text(path: Path, what: str = "input file") -> str:
+    """The text of a UTF-8 input file; InputError for a missing, empty, BOM-prefixed or non-UTF-8 file."""
     path = Path(path)
     if not path.is_file():
-        sys.exit(f"error: input file not found: {path}")
-    text = path.read_text(encoding="utf-8")
-    stripped = text.lstrip()
-    if stripped.startswith("["):
+        raise InputError(f"{what} not found: {path}" if not path.exists() else f"{path}: not a file")
+    data = path.read_bytes()
+    if not data.strip():
+        raise InputError(f"{path}: the file is empty")
+    if data.startswith(BOM.encode()):
+        raise InputError(f"{path}: starts with a UTF-8 byte-order mark; save it as UTF-8 without BOM "
+                         f"(sed -i '1s/^\\xEF\\xBB\\xBF//' {path})")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise InputError(f"{path}: line {line}: not UTF-8 text (byte {error.start}: "
+                         f"{data[error.start:error.start + 1]!r})") from None
+
+
+def _record_size_problem(path: Path, row: int, size: int) -> InputError | None:
+    if size <= MAX_RECORD_BYTES:
+        return None
+    return InputError(f"{path}: row {row}: {size / 1e6:.1f} MB, over the {MAX_RECORD_BYTES // 2**20} MiB a record may "
+                      "take (is this the right file?)")
+
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+
+
+def load_records(path: Path) -> list[tuple[int, Any]]:
+    """[(row, record)] of a JSON list or JSONL file (row: index in the list, or line index for JSONL),
+    each record bounded in size. A .jsonl/.ndjson file is JSONL; any other is a JSON list, or JSONL when
+    it is not one JSON document. InputError (file, line) for a file that is neither: bad JSON, a JSONL
+    line that does not parse (a truncated or damaged file), one object spread over lines."""
+    path = Path(path)
+    text = read_input_text(path)
+    if path.suffix.lower() not in JSONL_SUFFIXES:
         try:
-            records = json.loads(text)
-        except json.JSONDecodeError as exc:
-            sys.exit(f"error: {path}: not valid JSON ({exc}); a JSON list or JSONL file is expected")
-        for row, record in enumerate(records):
-            yield row, record, None
-        return
-    for row, line in enumerate(text.splitlines()):
+            document = json.loads(text)
+        except json.JSONDecodeError as error:
+            if text.lstrip().startswith("["):
+                raise InputError(f"{path}: line {error.lineno}: not valid JSON ({error.msg}); "
+                                 "a JSON list or JSONL file is expected") from None
+            document = None  # not one document: JSONL
+        except RecursionError:
+            raise InputError(f"{path}: JSON nested too deeply") from None
+        if isinstance(document, list):
+            for row, record in enumerate(document):
+                _check_record_size(path, row, len(json.dumps(record, ensure_ascii=False).encode()))
+            return list(enumerate(document))
+        if isinstance(document, dict) and "\n" in text.strip():
+            raise InputError(f"{path}: one JSON object spread over lines; a JSON list of records or JSONL "
+                             "(one record a line) is expected")
+    records = []
+    lines = text.split("\n")
+    for row, line in enumerate(lines):
         if not line.strip():
             continue
+        _check_record_size(path, row, len(line.encode()))
         try:
-            yield row, json.loads(line), None
-        except json.JSONDecodeError as exc:
-            yield row, None, Rejection(str(path), row, "<line>", f"not valid JSON: {exc.msg}")
+            records.append((row, json.loads(line)))
+        except json.JSONDecodeError as error:
+            cut = " (the file ends mid-record: truncated?)" if not any(x.strip() for x in lines[row + 1:]) else ""
+            raise InputError(f"{path}: line {row + 1}: not valid JSON ({error.msg}){cut}") from None
+        except RecursionError:
+            raise InputError(f"{path}: line {row + 1}: JSON nested too deeply") from None
+    return records
+
+
+def _check_record_size(path: Path, row: int, size: int) -> None:
+    if size > MAX_RECORD_BYTES:
+        raise InputError(f"{path}: row {row}: {size / 1e6:.1f} MB, over the {MAX_RECORD_BYTES // 2**20} MiB a record "
+                         "may take (is this the right file?)")
+
+
+def read_rows(path: Path) -> list[Any]:
+    """The records of a dataset file (a converter's output or a registered dataset), for a command line."""
+    return [record for _, record in read_records(path)]
+
+
+def read_records(path: Path) -> list[tuple[int, Any]]:
+    """load_records for a command line: an unusable or empty file exits with one line naming it."""
+    try:
+        records = load_records(path)
+    except InputError as error:
+        sys.exit(f"error: {error}")
+    if not records:
+        sys.exit(f"error: {path}: no records in it")
+    return records
 
 
 def convert_records(paths: list[Path], convert, id_field: str | None = "id") -> tuple[list, list[Rejection], int]:
     """Run convert(record, where) -> (row, None) or (None, (field, reason)) over every record of the
-    files (where: "FILE: row N", for messages that point at another row).
-    Returns (rows, rejections, records read); a bad JSON line or a rejected record becomes a Rejection
-    with its file and row, and the record's id_field where it has one. Nothing is dropped silently."""
+    files (where: "FILE: row N", for messages that point at another row). Every file is read and checked
+    first (read_records: an unusable file ends the run). Returns (rows, rejections, records read); a
+    rejected record becomes a Rejection with its file and row, and the record's id_field where it has
+    one. Nothing is dropped silently."""
     rows, rejections, read = [], [], 0
-    for path in paths:
-        for index, record, bad_line in read_records(path):
+    for path, records in [(path, read_records(path)) for path in paths]:
+        for index, record in records:
             read += 1
-            if bad_line is not None:
-                rejections.append(bad_line)
-                continue
             row, problem = convert(record, f"{path}: row {index}")
             if problem is None:
                 rows.append(row)
@@ -108,22 +185,19 @@ def convert_records(paths: list[Path], convert, id_field: str | None = "id") -> 
 def read_jsonl_objects(path: Path, required: tuple[str, ...]) -> list[dict]:
     """Rows of a JSONL file of objects that each have the required fields (prediction files).
     Exits with file, line and field on the first bad line: a metric over a partly read file would lie."""
-    path = Path(path)
-    if not path.is_file():
-        sys.exit(f"error: file not found: {path}")
-    rows = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            sys.exit(f"error: {path}: line {line_no}: not valid JSON ({exc.msg})")
-        missing = [k for k in required if not isinstance(row, dict) or k not in row]
+    try:
+        records = load_records(path)
+    except InputError as error:
+        sys.exit(f"error: {error}")
+    if not records:
+        sys.exit(f"error: {path}: no rows in it")
+    for line, row in records:
+        if not isinstance(row, dict):
+            sys.exit(f"error: {path}: line {line + 1}: expected a JSON object, got {type(row).__name__}")
+        missing = [k for k in required if k not in row]
         if missing:
-            sys.exit(f"error: {path}: line {line_no}: missing field(s) {', '.join(missing)}")
-        rows.append(row)
-    return rows
+            sys.exit(f"error: {path}: line {line + 1}: missing field(s) {', '.join(missing)}")
+    return [row for _, row in records]
 
 
 def schema_validator(path: Path):
@@ -168,9 +242,24 @@ def split_train_val(rows: list, val_ratio: float, seed: int) -> tuple[list, list
     return train, val
 
 
+@contextlib.contextmanager
+def dataset_lock(info_path: Path = DATASET_INFO):
+    """Held while a converter writes its split and updates the registry: two `make data` at once (or
+    `make -j data`, whose converters share dataset_info.json) take turns instead of losing an entry to
+    a read-modify-write race. Readers need no lock: every file is replaced whole (atomic_write_text)."""
+    lock_path = Path(info_path).parent / f".{Path(info_path).name}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def register_datasets(entries: dict[str, dict], info_path: Path = DATASET_INFO) -> None:
     """Add or replace entries in dataset_info.json, keeping the others; keys sorted so that the
-    file does not depend on which prepare script ran first."""
+    file does not depend on which prepare script ran first. Call it under dataset_lock."""
     info_path = Path(info_path)
     info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
     info.update(entries)
@@ -205,6 +294,13 @@ def report(script: str, read: int, converted: int, rejections: list[Rejection], 
     print(f"{script}: {read} rows read, {converted} converted, {len(rejections)} rejected{extra}")
 
 
+def exit_if_nothing_converted(script: str, read: int, rows: list, rejections: list[Rejection]) -> None:
+    """Every row rejected: report them and exit 1 before anything is written or registered."""
+    if not rows:
+        report(script, read, 0, rejections, "; nothing written")
+        sys.exit(1)
+
+
 def split_arguments(parser: argparse.ArgumentParser, default_input: Path, default_output_dir: Path,
                     default_name: str) -> argparse.ArgumentParser:
     """The options every converter shares: inputs, output dir, split and the registry."""
@@ -222,9 +318,10 @@ def write_split(rows: list[dict], args: argparse.Namespace, entry: dict) -> str:
     (entry: the dataset_info fields besides file_name). Returns the summary's split part."""
     train, val = split_train_val(rows, args.val_ratio, args.seed)
     paths = {"train": args.output_dir / "train.json", "val": args.output_dir / "val.json"}
-    write_json(paths["train"], train)
-    write_json(paths["val"], val)
-    register_datasets(info_path=args.dataset_info, entries={
-        f"{args.name}_{split}": {"file_name": relative_to_repo(path), **entry} for split, path in paths.items()
-    })
+    with dataset_lock(args.dataset_info):
+        write_json(paths["train"], train)
+        write_json(paths["val"], val)
+        register_datasets(info_path=args.dataset_info, entries={
+            f"{args.name}_{split}": {"file_name": relative_to_repo(path), **entry} for split, path in paths.items()
+        })
     return f"{len(train)} train -> {paths['train']}, {len(val)} val -> {paths['val']}"

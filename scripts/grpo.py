@@ -12,23 +12,22 @@ to TRL:
     each reward and their weighted sum.
 Every other key of the recipe is a GRPOConfig field and is passed as is (an unknown key is an error).
 Writes the adapter, the trainer log and reward.png (reward per step, overall and per function) to
-output_dir.
+output_dir. A killed run resumes from its newest checkpoint; a finished one is left alone (scripts/runs.py).
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from eval.figures import reward_chart
 from eval.generate import get_template, load_model, require_adapter
-from scripts.common import REPO_ROOT
+from scripts.common import REPO_ROOT, write_json
 from scripts.grpo_data import build_dataset
-from scripts.recipes import apply_overrides, read_recipe, split_recipe
+from scripts.recipes import apply_overrides, field_types, read_recipe, split_recipe
+from scripts.runs import finished_message, plan_run
 
 
 @dataclass
@@ -67,7 +66,7 @@ def grpo_config(recipe: dict, source: str = "recipe"):
     """(the launcher's own arguments, trl.GRPOConfig) from a flat recipe; every bad key in one message."""
     from trl import GRPOConfig
 
-    launcher, settings = split_recipe(recipe, GrpoLauncherArguments, set(inspect.signature(GRPOConfig).parameters),
+    launcher, settings = split_recipe(recipe, GrpoLauncherArguments, field_types(GRPOConfig),
                                       source)
     if settings.get("reward_weights") and len(settings["reward_weights"]) != len(launcher.reward_funcs):
         sys.exit("error: reward_weights needs one weight per reward function")
@@ -102,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     from trl import GRPOTrainer
 
     launcher, config = grpo_config(recipe, str(recipe_path))
+    plan = plan_run(Path(config.output_dir), config.overwrite_output_dir, "make grpo")
+    if plan is None:
+        print(finished_message(Path(config.output_dir), "make grpo"))
+        return 0
+    print(f"grpo: {plan.message}", flush=True)
     reward_funcs = load_reward_funcs(launcher.reward_funcs)
     tokenizer, _ = load_model(launcher.model_name_or_path, weights=False)
     get_template(tokenizer, launcher.template)  # sets eos to the template's stop word, as in SFT
@@ -112,13 +116,14 @@ def main(argv: list[str] | None = None) -> int:
 
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=config, train_dataset=dataset,
                           processing_class=tokenizer, peft_config=peft_config)
-    trainer.train()
+    result = trainer.train(resume_from_checkpoint=str(plan.resume_from) if plan.resume_from else None)
     out = Path(config.output_dir)
     trainer.save_model(str(out))
     tokenizer.save_pretrained(str(out))
-    (out / "trainer_log.json").write_text(json.dumps(trainer.state.log_history, indent=2) + "\n", encoding="utf-8")
+    write_json(out / "trainer_log.json", trainer.state.log_history)
     if launcher.plot_reward:
         reward_chart(out / "reward.png", trainer.state.log_history, [f.__name__ for f in reward_funcs])
+    trainer.save_metrics("train", result.metrics)  # train_results.json, written last: the run is finished
     print(f"grpo: adapter and reward.png in {out.resolve().relative_to(REPO_ROOT) if out.resolve().is_relative_to(REPO_ROOT) else out}")
     return 0
 

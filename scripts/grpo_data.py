@@ -13,13 +13,12 @@ counts, so you can see exactly what the policy is asked.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from eval.datasets import eval_dataset, examples_from_sharegpt
 from eval.generate import encode_prompt, get_template, load_model
-from scripts.common import registered_dataset
+from scripts.common import read_rows, registered_dataset
 from scripts.recipes import read_recipe
 
 
@@ -51,7 +50,7 @@ def build_dataset(recipe: dict, tokenizer, split: str = "train"):
     template = get_template(tokenizer, recipe["template"])
     name = recipe["dataset"] if split == "train" else None
     path = dataset_file(recipe, name) if name else eval_dataset(recipe)[0]
-    rows, too_long = build_rows(json.loads(path.read_text(encoding="utf-8")), tokenizer, template,
+    rows, too_long = build_rows(read_rows(path), tokenizer, template,
                                 recipe.get("max_prompt_length"))
     if recipe.get("max_samples"):
         rows = rows[: int(recipe["max_samples"])]

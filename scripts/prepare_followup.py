@@ -23,6 +23,7 @@ from scripts.common import (
     REPO_ROOT,
     Rejection,
     convert_records,
+    exit_if_nothing_converted,
     report,
     schema_problem,
     schema_validator,
@@ -68,11 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-reason", action="store_true", help="train on the label alone")
     args = parser.parse_args(argv)
     rows, rejections, read = convert_files(args.input, not args.no_reason)
+    exit_if_nothing_converted("prepare_followup", read, rows, rejections)
     split = write_split(rows, args, {"formatting": "sharegpt",
                                      "columns": {"messages": "conversations", "system": "system"}})
     counts = {label: sum(r["label"] == label for r in rows) for label in DECISION_LABELS}
     report("prepare_followup", read, len(rows), rejections, f" ({split}; labels {counts})")
-    return 0 if rows else 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from typing import Any
 from scripts.common import (
     Rejection,
     convert_records,
+    exit_if_nothing_converted,
     report,
     schema_problem,
     schema_validator,
@@ -141,10 +142,11 @@ def main(argv: list[str] | None = None) -> int:
                              DEFAULT_INPUT, DEFAULT_OUTPUT_DIR, "interview")
     args = parser.parse_args(argv)
     rows, rejections, read = convert_files(args.input)
+    exit_if_nothing_converted("prepare_interview", read, rows, rejections)
     split = write_split(rows, args, {"formatting": "sharegpt",
                                      "columns": {"messages": "conversations", "system": "system"}})
     report("prepare_interview", read, len(rows), rejections, f" ({split})")
-    return 0 if rows else 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from eval.toolcall import executable, tools_by_name
-from scripts.common import Rejection, convert_records, report, split_arguments, write_split
+from scripts.common import (
+    Rejection,
+    convert_records,
+    exit_if_nothing_converted,
+    report,
+    split_arguments,
+    write_split,
+)
 
 DEFAULT_INPUT = Path("data/raw/xlam_sample.json")
 DEFAULT_OUTPUT_DIR = Path("data/fc")
@@ -230,12 +237,13 @@ def main(argv: list[str] | None = None) -> int:
                              DEFAULT_INPUT, DEFAULT_OUTPUT_DIR, "fc")
     args = parser.parse_args(argv)
     rows, rejections, read, stats = convert_files(args.input)
+    exit_if_nothing_converted("prepare_xlam", read, rows, rejections)
     split = write_split(rows, args, {"formatting": "sharegpt",
                                      "columns": {"messages": "conversations", "tools": "tools"}, "tags": TAGS})
     report("prepare_xlam", read, len(rows), rejections,
            f" ({split}; {stats['parallel']} parallel, {stats['untyped_parameters']} untyped parameters, "
            f"{stats['reference_not_type_correct']} references not type-correct)")
-    return 0 if rows else 1
+    return 0
 
 
 if __name__ == "__main__":

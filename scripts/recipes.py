@@ -15,18 +15,18 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from scripts.common import InputError, read_input_text
+
 
 def read_recipe(path: Path) -> dict:
     """The recipe as a dict; a clear one-line error (file, line) for a missing or malformed file."""
     import yaml
 
     path = Path(path)
-    if not path.is_file():
-        sys.exit(f"error: recipe not found: {path}")
     try:
-        recipe = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as error:
-        sys.exit(f"error: {path}: not UTF-8 text (byte {error.start})")
+        recipe = yaml.safe_load(read_input_text(path, "recipe"))
+    except InputError as error:
+        sys.exit(f"error: {error}")
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -66,22 +66,76 @@ def _type_ok(value: Any, annotation: Any) -> bool:
     return isinstance(value, annotation)
 
 
-def split_recipe(recipe: dict, launcher: type, library_fields: set[str], source: str):
+SIMPLE_TYPES = (bool, int, float, str)
+
+
+def _library_type(annotation: Any) -> Any:
+    """A library field's annotation when it is a plain scalar (or Optional of one), else Any: library
+    fields also take enums, literals and dict-or-path unions, which their own parser converts."""
+    arms = [a for a in typing.get_args(annotation) if a is not type(None)] \
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType) else [annotation]
+    if len(arms) == 1 and arms[0] in SIMPLE_TYPES:
+        return annotation
+    return Any
+
+
+def field_types(*configs: type) -> dict[str, Any]:
+    """{field: checkable annotation} of library config dataclasses (LLaMA-Factory's argument classes,
+    TrainingArguments, GRPOConfig): the keys a recipe may use beside the launcher's own."""
+    types_ = {}
+    for config in configs:
+        hints = typing.get_type_hints(config)
+        for f in dataclasses.fields(config):
+            types_.setdefault(f.name, _library_type(hints.get(f.name, Any)))
+    return types_
+
+
+def _type_problem(key: str, value: Any, annotation: Any) -> str | None:
+    if _type_ok(value, annotation):
+        return None
+    hint = " (YAML reads 1e-3 as text: write 1.0e-3)" if isinstance(value, str) and \
+        float in (annotation, *typing.get_args(annotation)) else ""
+    return f"{key}: expected {getattr(annotation, '__name__', annotation)}, got {value!r}{hint}"
+
+
+def _unknown_problem(unknown: list[str], known: set[str], what: str) -> str:
+    import difflib
+
+    named = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, known, n=1)
+        named.append(f"{key} (did you mean {close[0]}?)" if close else key)
+    return f"unknown key(s) {', '.join(named)} ({what})"
+
+
+def check_library_keys(recipe: dict, library: dict[str, Any], source: str, what: str) -> None:
+    """Every key a known library field of the right scalar type; all problems in one message."""
+    problems = [p for k, v in recipe.items() if k in library and (p := _type_problem(k, v, library[k]))]
+    unknown = sorted(k for k in recipe if k not in library)
+    if unknown:
+        problems.append(_unknown_problem(unknown, set(library), what))
+    if problems:
+        sys.exit(f"error: {source}: " + "; ".join(problems))
+
+
+def split_recipe(recipe: dict, launcher: type, library: dict[str, Any], source: str):
     """(launcher dataclass instance, the library's keyword arguments) from a flat recipe.
 
-    Keys that are launcher fields fill the dataclass (type-checked); the rest must be library fields.
-    All problems are collected and reported together; the exit names the recipe.
+    Keys that are launcher fields fill the dataclass; the rest must be library fields (library:
+    field_types(...)). Both are type-checked. All problems are collected and reported together; the
+    exit names the recipe.
     """
     hints = typing.get_type_hints(launcher)
     own = {f.name: f for f in dataclasses.fields(launcher)}
     problems = []
     for key, value in recipe.items():
-        if key in own and not _type_ok(value, hints[key]):
-            problems.append(f"{key}: expected {getattr(hints[key], '__name__', hints[key])}, got {value!r}")
-    unknown = sorted(k for k in recipe if k not in own and k not in library_fields)
+        annotation = hints[key] if key in own else library.get(key)
+        if annotation is not None and (problem := _type_problem(key, value, annotation)):
+            problems.append(problem)
+    unknown = sorted(k for k in recipe if k not in own and k not in library)
     if unknown:
-        problems.append(f"unknown key(s) {', '.join(unknown)} (neither a {launcher.__name__} field nor a "
-                        "field of the library's config)")
+        problems.append(_unknown_problem(unknown, set(own) | set(library),
+                                         f"neither a {launcher.__name__} field nor a field of the library's config"))
     missing = sorted(name for name, f in own.items() if f.default is dataclasses.MISSING
                      and f.default_factory is dataclasses.MISSING and name not in recipe)
     if missing:

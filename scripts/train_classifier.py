@@ -26,9 +26,10 @@ from pathlib import Path
 
 from eval.classifier import FEATURE_TOKENS, classifier_text, predict_labels
 from eval.decision_metrics import decision_scores
-from scripts.common import registered_dataset, write_json
+from scripts.common import read_rows, registered_dataset, write_json
 from scripts.prompts import DECISION_LABELS as LABELS
-from scripts.recipes import apply_overrides, read_recipe, split_recipe
+from scripts.recipes import apply_overrides, field_types, read_recipe, split_recipe
+from scripts.runs import finished_message, plan_run
 
 LOCAL_TINY_BERT = "local:tiny-bert"
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -50,7 +51,7 @@ class ClassifierArguments:
 
 def load_split(dataset_dir: str, name: str) -> list[dict]:
     path, _ = registered_dataset(dataset_dir, name)
-    rows = json.loads(path.read_text(encoding="utf-8"))
+    rows = read_rows(path)
     if not rows or not all({"question", "answer", "context", "label"} <= set(r) for r in rows):
         sys.exit(f"error: {path} has no follow-up decision rows (question/answer/context/label)")
     return rows
@@ -115,15 +116,18 @@ def main(argv: list[str] | None = None) -> int:
     recipe = apply_overrides(read_recipe(Path(argv[0])), argv[1:])
     if recipe.get("stage") != "classifier":
         sys.exit(f"error: {argv[0]} is not a classifier recipe (stage: classifier)")
-    import dataclasses
 
     import numpy as np
     from datasets import Dataset
     from transformers import Trainer, TrainingArguments
 
-    launcher, settings = split_recipe(recipe, ClassifierArguments,
-                                      {f.name for f in dataclasses.fields(TrainingArguments)}, argv[0])
+    launcher, settings = split_recipe(recipe, ClassifierArguments, field_types(TrainingArguments), argv[0])
     args = TrainingArguments(**settings)
+    plan = plan_run(Path(args.output_dir), args.overwrite_output_dir, "make classifier")
+    if plan is None:
+        print(finished_message(Path(args.output_dir), "make classifier"))
+        return 0
+    print(f"classifier: {plan.message}", flush=True)
     rows = load_split(launcher.dataset_dir, launcher.dataset)
     order = list(range(len(rows)))
     random.Random(args.seed).shuffle(order)
@@ -150,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
     trainer = Trainer(model=model, args=args, train_dataset=encode(train), eval_dataset=encode(dev),
                       data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics)
-    trainer.train()
+    result = trainer.train(resume_from_checkpoint=str(plan.resume_from) if plan.resume_from else None)
     trainer.save_model(str(out))  # load_best_model_at_end: this is the best checkpoint by dev macro-F1
     tokenizer.save_pretrained(str(out))
     best_dev = trainer.evaluate()
@@ -160,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                                                 "best_checkpoint": trainer.state.best_model_checkpoint,
                                                 "dev": {k: v for k, v in best_dev.items() if k.startswith("eval_")},
                                                 "val": val_scores})
+    trainer.save_metrics("train", result.metrics)  # train_results.json, written last: the run is finished
     print(json.dumps({"output_dir": str(out), "dev_macro_f1": best_dev.get("eval_macro_f1"),
                       "val_accuracy": val_scores["accuracy"], "val_macro_f1": val_scores["macro_f1"]}))
     return 0

@@ -145,20 +145,18 @@ def test_classifier_feature_tokens_are_whole_symbols(tmp_path):
 
 @pytest.mark.parametrize("recipe", sorted((REPO / "configs").glob("followup_classifier_*.yaml")), ids=lambda p: p.name)
 def test_classifier_recipes_build_training_arguments(recipe, monkeypatch, tmp_path):
-    import dataclasses
 
     import transformers.training_args
     import yaml
     from transformers import TrainingArguments
 
-    from scripts.recipes import split_recipe
+    from scripts.recipes import field_types, split_recipe
     from scripts.train_classifier import ClassifierArguments
 
     monkeypatch.setattr(transformers.training_args, "is_torch_bf16_gpu_available", lambda *a, **k: True)
     config = yaml.safe_load(recipe.read_text(encoding="utf-8"))
     assert config["stage"] == "classifier" and config.get("trust_remote_code") is False
-    _, settings = split_recipe(config, ClassifierArguments, {f.name for f in dataclasses.fields(TrainingArguments)},
-                               recipe.name)
+    _, settings = split_recipe(config, ClassifierArguments, field_types(TrainingArguments), recipe.name)
     args = TrainingArguments(**{**settings, "output_dir": str(tmp_path)})
     assert args.load_best_model_at_end and args.metric_for_best_model == "macro_f1"
     info = json.loads((REPO / "dataset_info.json").read_text(encoding="utf-8"))

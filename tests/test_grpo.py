@@ -50,7 +50,8 @@ def test_unknown_keys_and_mismatched_weights_are_errors():
         grpo.grpo_config({**broken, "num_genrations": 4, "lern_rate": 1e-5, "lora_rank": "sixteen"}, "x.yaml")
     message = str(error.value)
     assert message.startswith("error: x.yaml: ") and "lora_rank: expected int, got 'sixteen'" in message
-    assert "unknown key(s) lern_rate, num_genrations" in message and "missing key(s) template" in message
+    assert ("unknown key(s) lern_rate (did you mean learning_rate?), num_genrations (did you mean num_generations?)"
+            in message and "missing key(s) template" in message)
     with pytest.raises(SystemExit, match="one weight per reward"):
         grpo.grpo_config({**base, "reward_weights": [0.5, 0.5]})
     with pytest.raises(SystemExit, match="cannot be imported"):

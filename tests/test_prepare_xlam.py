@@ -130,13 +130,20 @@ def test_rejections_are_counted_with_id_and_the_run_goes_on(tmp_path, capsys):
     assert info["fc_val"]["tags"]["observation_tag"] == "observation"
 
 
-def test_jsonl_input_and_bad_lines(tmp_path, capsys):
+def test_jsonl_input_and_a_damaged_line(tmp_path, capsys):
+    """JSONL converts; a line that is not JSON is a damaged file: the run stops naming the line and
+    writes nothing (a record that parses but breaks the schema is rejected and the run goes on)."""
     src = tmp_path / "xlam.jsonl"
-    src.write_text(json.dumps(GOOD) + "\n{not json\n", encoding="utf-8")
+    src.write_text(json.dumps(GOOD) + "\n" + json.dumps({**GOOD, "query": ""}) + "\n", encoding="utf-8")
     prep.main(["--input", str(src), "--output-dir", str(tmp_path / "out"), "--val-ratio", "0",
                "--dataset-info", str(tmp_path / "di.json")])
     assert "2 rows read, 1 converted, 1 rejected" in capsys.readouterr().out
     assert len(json.loads((tmp_path / "out/train.json").read_text(encoding="utf-8"))) == 1
+
+    src.write_text(json.dumps(GOOD) + "\n{not json\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"xlam.jsonl: line 2: not valid JSON .*truncated"):
+        prep.main(["--input", str(src), "--output-dir", str(tmp_path / "out2"), "--dataset-info", str(tmp_path / "d2.json")])
+    assert not (tmp_path / "out2").exists() and not (tmp_path / "d2.json").exists()
 
 
 def test_missing_input_file_exits_nonzero_naming_it(tmp_path):

@@ -67,4 +67,4 @@ def test_cli_names_the_bad_line(tmp_path):
     path.write_text('{"predict": "a", "label": "b"}\n{"predict": "a"}\n', encoding="utf-8")
     out = subprocess.run([sys.executable, "-m", "eval.text_metrics", "--predictions", str(path)], cwd=REPO,
                          capture_output=True, text=True)
-    assert out.returncode != 0 and "line 1" in out.stderr
+    assert out.returncode != 0 and "line 2" in out.stderr

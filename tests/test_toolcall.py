@@ -143,4 +143,4 @@ def test_fc_metrics_cli(tmp_path):
     path.write_text('{"predict": "x", "label": "[]"}\n', encoding="utf-8")
     bad = subprocess.run([sys.executable, "-m", "eval.fc_metrics", "--predictions", str(path)], cwd=REPO,
                          capture_output=True, text=True)
-    assert bad.returncode != 0 and "line 0" in bad.stderr and "tools" in bad.stderr
+    assert bad.returncode != 0 and "line 1" in bad.stderr and "tools" in bad.stderr

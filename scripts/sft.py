@@ -1,0 +1,59 @@
+"""`make sft`: check an SFT recipe, decide resume / skip / start over, then hand it to llamafactory-cli.
+
+    python -m scripts.sft RECIPE.yaml [key=value ...]
+
+1. The recipe is read (one-line errors for a missing, empty, non-UTF-8 or malformed file) and every
+   key is checked against LLaMA-Factory's own argument classes: an unknown key (with the closest known
+   one) or a mistyped scalar is reported, all in one message, before any model is loaded.
+2. output_dir (scripts/runs.py): a finished run is left alone (exit 0, and how to start over); a killed
+   run resumes from its newest complete checkpoint; `overwrite_output_dir=true` starts over.
+3. `llamafactory-cli train RECIPE key=value ...` replaces this process (it launches torchrun itself on
+   several GPUs), with resume_from_checkpoint / overwrite_output_dir added as step 2 decided.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from scripts.recipes import apply_overrides, check_library_keys, field_types, read_recipe
+from scripts.runs import finished_message, plan_run
+
+
+def llamafactory_fields() -> dict:
+    from llamafactory.hparams.parser import _TRAIN_ARGS  # the dataclasses `llamafactory-cli train` parses into
+
+    return field_types(*_TRAIN_ARGS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        sys.exit("usage: python -m scripts.sft RECIPE.yaml [key=value ...]")
+    recipe_path, overrides = Path(argv[0]), argv[1:]
+    recipe = apply_overrides(read_recipe(recipe_path), overrides)
+    if recipe.get("stage", "sft") != "sft":
+        sys.exit(f"error: {recipe_path} is a '{recipe['stage']}' recipe: make sft trains stage: sft")
+    check_library_keys(recipe, llamafactory_fields(), str(recipe_path), "not a LLaMA-Factory argument")
+    if "output_dir" not in recipe:
+        sys.exit(f"error: {recipe_path}: output_dir is missing")
+
+    extra = []
+    if recipe.get("resume_from_checkpoint") is None:  # an explicit resume_from_checkpoint is the user's choice
+        plan = plan_run(Path(recipe["output_dir"]), bool(recipe.get("overwrite_output_dir")), "make sft")
+        if plan is None:
+            print(finished_message(Path(recipe["output_dir"]), "make sft"))
+            return 0
+        print(f"sft: {plan.message}", flush=True)
+        extra = ([f"resume_from_checkpoint={plan.resume_from}", "overwrite_output_dir=false"] if plan.resume_from
+                 else ["overwrite_output_dir=true"])  # nothing in output_dir is worth keeping
+
+    cli = shutil.which("llamafactory-cli", path=str(Path(sys.executable).parent)) or "llamafactory-cli"
+    os.execv(cli, [cli, "train", str(recipe_path), *overrides, *extra])
+    return 1  # not reached
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
