@@ -1,6 +1,7 @@
-"""Generation speed on the same prompts, in one run: fp32 one prompt at a time (the old baseline), fp32
-batched and bf16 batched, each with the eval's own code path (length-sorted batches, the template's stop
-words, a max_new_tokens that fits the task).
+"""Generation speed on the same prompts, in one run: fp32 one prompt at a time with transformers' own
+attention and cache (the old baseline), fp32 batched the old way, fp32 batched and bf16 batched the way
+make eval generates now (SDPA with unrepeated KV heads, static KV cache: eval/generate.py), each with
+the eval's batching (length-sorted batches, the template's stop words).
 
     python -m bench.bench_generation [--n 32] [--batch-size 16] [--max-new-tokens 64]     (make bench)
 
@@ -24,8 +25,11 @@ from eval.generate import encode_prompt, generate_ids, get_template, load_model,
 from scripts.common import write_json
 from scripts.hardware import cpu_bf16_flags, cpu_name
 
-CONFIGURATIONS = (("fp32_single", torch.float32, 1), ("fp32_batched", torch.float32, None),
-                  ("bf16_batched", torch.bfloat16, None))
+# (name, dtype, batch size (None: --batch-size), attention (None: the eval's), static cache (None: the eval's))
+CONFIGURATIONS = (("fp32_single", torch.float32, 1, "sdpa", False),
+                  ("fp32_batched_old", torch.float32, None, "sdpa", False),
+                  ("fp32_batched", torch.float32, None, None, None),
+                  ("bf16_batched", torch.bfloat16, None, None, None))
 
 
 
@@ -50,12 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     common = dict(max_new_tokens=args.max_new_tokens, stop_ids=stop_token_ids(tokenizer, template))
 
     runs, outputs = {}, {}
-    for name, dtype, batch_size in CONFIGURATIONS:
-        _, model = load_model(args.model, dtype=dtype)
-        generate_ids(model, tokenizer, prompts[:1], batch_size=1, **common)  # warm-up
+    for name, dtype, batch_size, attention, static_cache in CONFIGURATIONS:
+        _, model = load_model(args.model, dtype=dtype, attention=attention)
+        generate_ids(model, tokenizer, prompts[:1], batch_size=1, static_cache=static_cache, **common)  # warm-up
         start = time.perf_counter()
         outputs[name] = generate_ids(model, tokenizer, prompts, batch_size=batch_size or args.batch_size, desc=name,
-                                     **common)
+                                     static_cache=static_cache, **common)
         seconds = time.perf_counter() - start
         tokens = sum(map(len, outputs[name]))
         runs[name] = {"seconds": round(seconds, 2), "generated_tokens": tokens,
@@ -65,11 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         run["speedup_tokens_per_s"] = round(run["tokens_per_s"] / baseline, 2)
         run["speedup_prompts_per_s"] = round(run["prompts_per_s"] / runs["fp32_single"]["prompts_per_s"], 2)
     same = sum(a == b for a, b in zip(outputs["fp32_single"], outputs["fp32_batched"]))
+    same_old = sum(a == b for a, b in zip(outputs["fp32_batched_old"], outputs["fp32_batched"]))
     result = {
         "model": args.model, "cpu": cpu_name(), "cpu_native_bf16": cpu_bf16_flags(),
         "torch_threads": torch.get_num_threads(), "prompts": len(prompts), "batch_size": args.batch_size,
         "max_new_tokens": args.max_new_tokens, "mean_prompt_tokens": round(sum(map(len, prompts)) / len(prompts), 1),
         "runs": runs, "fp32_batched_identical_to_single": f"{same}/{len(prompts)}",
+        "fp32_batched_identical_to_old_path": f"{same_old}/{len(prompts)}",
         "target": ">= 3x generated tokens/s over fp32_single",
     }
     write_json(args.output, result)

@@ -150,13 +150,15 @@ def decode_complete(tokenizer, ids: list[int]) -> str:
 
 @torch.inference_mode()
 def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int, batch_size: int,
-                 stop_ids: list[int], desc: str = "generate") -> list[list[int]]:
-    """Greedy new-token ids for each prompt (up to and including a stop token), in the order given."""
+                 stop_ids: list[int], desc: str = "generate", static_cache: bool | None = None) -> list[list[int]]:
+    """Greedy new-token ids for each prompt (up to and including a stop token), in the order given.
+    static_cache: None = on CPU only (bench/ compares both)."""
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     # CPU: a preallocated KV cache is written in place; the default one is re-concatenated every step.
     # (On CUDA a static cache would make transformers compile the model, so it keeps its default.)
-    cache = {"cache_implementation": "static"} if model.device.type == "cpu" else {}
+    static_cache = model.device.type == "cpu" if static_cache is None else static_cache
+    cache = {"cache_implementation": "static"} if static_cache else {}
     outputs: list[list[int]] = [[] for _ in prompts]
     for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch"):
         batch = order[start:start + batch_size]
