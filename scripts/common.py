@@ -183,14 +183,9 @@ def convert_records(paths: list[Path], convert, id_field: str | None = "id") -> 
 
 
 def read_jsonl_objects(path: Path, required: tuple[str, ...]) -> list[dict]:
-    """Rows of a JSONL file of objects that each have the required fields (prediction files).
+    """Rows of a JSONL file of objects that each have the required fields (prediction files; read_records).
     Exits with file, line and field on the first bad line: a metric over a partly read file would lie."""
-    try:
-        records = load_records(path)
-    except InputError as error:
-        sys.exit(f"error: {error}")
-    if not records:
-        sys.exit(f"error: {path}: no rows in it")
+    records = read_records(path)
     for line, row in records:
         if not isinstance(row, dict):
             sys.exit(f"error: {path}: line {line + 1}: expected a JSON object, got {type(row).__name__}")
