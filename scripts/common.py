@@ -309,9 +309,18 @@ def split_arguments(parser: argparse.ArgumentParser, default_input: Path, defaul
 
 
 def write_split(rows: list[dict], args: argparse.Namespace, entry: dict) -> str:
-    """Seeded train/val split written to args.output_dir and registered as NAME_train / NAME_val
-    (entry: the dataset_info fields besides file_name). Returns the summary's split part."""
-    train, val = split_train_val(rows, args.val_ratio, args.seed)
+    """Train/val split written to args.output_dir and registered as NAME_train / NAME_val (entry: the
+    dataset_info fields besides file_name). A row with a "split" key ("train" / "val") goes there (the key
+    is dropped); the others are split seeded (split_train_val). Returns the summary's split part."""
+    fixed = {"train": [], "val": []}
+    free = []
+    for row in rows:
+        if row.get("split") in fixed:
+            fixed[row["split"]].append({k: v for k, v in row.items() if k != "split"})
+        else:
+            free.append(row)
+    train, val = split_train_val(free, args.val_ratio, args.seed)
+    train, val = fixed["train"] + train, fixed["val"] + val
     paths = {"train": args.output_dir / "train.json", "val": args.output_dir / "val.json"}
     with dataset_lock(args.dataset_info):
         write_json(paths["train"], train)

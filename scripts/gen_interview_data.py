@@ -12,6 +12,10 @@ interviewer's behaviour follows fixed rules that mirror the seed's persona:
   - at most 10 interviewer rounds; the last one closes with a score (N/100) and a review.
 Candidates have a skill level (strong / medium / weak) that sets how often each kind of answer
 occurs, so answers of every quality appear. Same bank, seed and counts: byte-identical output.
+
+Every dialogue carries `split`: the dialogues of the --val-areas (default: network) are validation,
+all others training. Validation then asks only questions, topics and answers training never saw,
+so `make eval` measures generalisation rather than recall of the bank.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ DEFAULT_BANK = Path("data/bank/question_bank.json")
 DEFAULT_OUTPUT = Path("data/raw/interview_dialogues.jsonl")
 
 QUALITIES = ("detailed", "partial", "hesitant", "unknown")
+VAL_AREAS = ("network",)  # held out whole: no question, topic or answer of it is in the training split
 SKILL_MIX = {  # probability of each answer quality, by candidate skill
     "strong": (0.60, 0.25, 0.10, 0.05),
     "medium": (0.30, 0.35, 0.20, 0.15),
@@ -189,9 +194,13 @@ def make_dialogue(rng: random.Random, area: dict, index: int) -> dict:
     }
 
 
-def generate(bank: dict, per_area: int, seed: int) -> list[dict]:
+def generate(bank: dict, per_area: int, seed: int, val_areas: tuple[str, ...] = VAL_AREAS) -> list[dict]:
+    unknown = sorted(set(val_areas) - {area["id"] for area in bank["areas"]})
+    if unknown:
+        raise SystemExit(f"error: --val-areas {', '.join(unknown)}: not an area of the bank")
     rng = random.Random(seed)
-    return [make_dialogue(rng, area, i) for area in bank["areas"] for i in range(per_area)]
+    return [{**make_dialogue(rng, area, i), "split": "val" if area["id"] in val_areas else "train"}
+            for area in bank["areas"] for i in range(per_area)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,10 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--per-area", type=int, default=70)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--val-areas", default=",".join(VAL_AREAS), help="comma-separated area ids held out for val")
     args = parser.parse_args(argv)
 
     bank = json.loads(args.bank.read_text(encoding="utf-8"))
-    dialogues = generate(bank, args.per_area, args.seed)
+    dialogues = generate(bank, args.per_area, args.seed, tuple(a for a in args.val_areas.split(",") if a))
     write_jsonl(args.output, dialogues)
     print(f"gen_interview_data: {len(dialogues)} dialogues over {len(bank['areas'])} areas -> {args.output}")
     return 0

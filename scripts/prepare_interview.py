@@ -10,7 +10,9 @@ Accepts, in JSON-list or JSONL files, two kinds of record (detected per record):
     task / context / user_answer / speech_analysis -> expected_output.
 Every row gets seed 000's system prompt. Rows that fail validation are reported with file, row
 index, field and reason and are left out; nothing else is dropped. Output: DIR/train.json and
-DIR/val.json (90/10, seeded), registered in dataset_info.json as NAME_train and NAME_val.
+DIR/val.json, registered in dataset_info.json as NAME_train and NAME_val. A dialogue with a `split`
+field ("train" / "val") goes where it says: the generator splits by area, so that validation asks
+questions training never saw; rows without one are split 90/10, seeded.
 """
 
 from __future__ import annotations
@@ -68,13 +70,16 @@ def dialogue_problem(record: dict) -> tuple[str, str] | None:
 
 
 def convert_dialogue(record: dict) -> dict:
-    return {
+    row = {
         "id": record["id"],
         "system": INTERVIEWER_SYSTEM_PROMPT,
         "conversations": [
             {"from": ROLE_TO_SHAREGPT[m["role"]], "value": m["content"]} for m in record["messages"]
         ],
     }
+    if "split" in record:  # a split chosen upstream (by topic) is kept; write_split uses it and drops the key
+        row["split"] = record["split"]
+    return row
 
 
 def render_task_prompt(record: dict) -> str:

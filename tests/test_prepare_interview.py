@@ -163,3 +163,35 @@ def test_shipped_raw_data_is_what_the_generator_writes(tmp_path):
     subprocess.run([sys.executable, "-m", "scripts.gen_interview_data", "--output", str(out)], cwd=REPO, check=True,
                    capture_output=True)
     assert out.read_bytes() == (REPO / "data/raw/interview_dialogues.jsonl").read_bytes()
+
+
+def test_the_shipped_split_measures_generalisation():
+    """Val shares no bank question with train, and at most 10% of its interviewer turns appear verbatim
+    in train (a random split of the same data: 86%); at least 500 dialogues in all."""
+    train = json.loads((REPO / "data/interview/train.json").read_text(encoding="utf-8"))
+    val = json.loads((REPO / "data/interview/val.json").read_text(encoding="utf-8"))
+    assert len(train) + len(val) >= 500 and len(val) >= 50
+
+    def turns(rows):
+        return [c["value"] for r in rows for c in r["conversations"] if c["from"] == "gpt"]
+
+    train_turns = set(turns(train))
+    val_turns = turns(val)
+    assert sum(t in train_turns for t in val_turns) <= 0.10 * len(val_turns)
+    bank = json.loads((REPO / "data/bank/question_bank.json").read_text(encoding="utf-8"))
+    questions = [level["q"] for area in bank["areas"] for topic in area["topics"] for level in topic["chain"]]
+    train_text, val_text = "\n".join(train_turns), "\n".join(val_turns)
+    assert not [q for q in questions if q in val_text and q in train_text]
+    assert all("split" not in row for row in train + val)
+
+
+def test_rows_with_a_split_go_where_it_says_and_the_rest_are_split_seeded(tmp_path):
+    records = [dict(copy.deepcopy(GOOD), id=f"r{i}", **({"split": "val"} if i < 3 else {})) for i in range(20)]
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    prep.main(["--input", str(raw), "--output-dir", str(tmp_path / "out"), "--dataset-info", str(tmp_path / "i.json"),
+               "--val-ratio", "0.1"])
+    val = json.loads((tmp_path / "out/val.json").read_text(encoding="utf-8"))
+    train = json.loads((tmp_path / "out/train.json").read_text(encoding="utf-8"))
+    assert [r["id"] for r in val[:3]] == ["r0", "r1", "r2"] and len(val) == 3 + 2  # 10% of the 17 others
+    assert len(train) == 15 and not {r["id"] for r in train} & {r["id"] for r in val}
