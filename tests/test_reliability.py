@@ -89,11 +89,13 @@ def test_every_row_rejected_exits_1_and_registers_nothing(script, tmp_path, caps
     assert not (tmp_path / "out").exists() and not (tmp_path / "info.json").exists()
 
 
-@pytest.mark.parametrize("module", ["eval.text_metrics", "eval.fc_metrics", "eval.decision_metrics"])
+@pytest.mark.parametrize("module, flag", [("eval.text_metrics", "--predictions"), ("eval.fc_metrics", "--predictions"),
+                                          ("eval.decision_metrics", "--predictions"),
+                                          ("eval.interview_policy", "--transcripts")])
 @pytest.mark.parametrize("case", ["missing", "empty", "not_utf8", "bom", "truncated_jsonl", "huge_line"])
-def test_metric_cli_bad_file_is_one_line_without_traceback(module, case, bad):
+def test_metric_cli_bad_file_is_one_line_without_traceback(module, flag, case, bad):
     path, expected = bad[case]
-    result = subprocess.run([sys.executable, "-m", module, "--predictions", str(path)], cwd=REPO,
+    result = subprocess.run([sys.executable, "-m", module, flag, str(path)], cwd=REPO,
                             capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert result.returncode != 0 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
@@ -341,6 +343,53 @@ def test_killed_sft_resumes_to_the_same_losses_and_a_finished_one_is_kept(tiny_q
     rerun = sft(recipe("killed"))
     assert "holds a finished run" in rerun.stdout and "overwrite_output_dir=true" in rerun.stdout
     assert (adapter.read_bytes(), adapter.stat().st_mtime_ns) == before
+
+
+KILL_CLASSIFIER_AFTER_FIRST_SAVE = """
+import os, signal, sys
+import transformers
+
+class KillAfterSave(transformers.TrainerCallback):  # SIGKILL right after the first checkpoint is on disk
+    def on_save(self, args, state, control, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+init = transformers.Trainer.__init__
+def with_kill(self, *args, **kwargs):
+    init(self, *args, **kwargs)
+    self.add_callback(KillAfterSave())
+transformers.Trainer.__init__ = with_kill
+from scripts.train_classifier import main
+main(sys.argv[1:])
+"""
+
+
+def history(output_dir: Path) -> tuple[dict, dict]:
+    """({step: training loss}, {epoch: dev macro-F1}) from the newest checkpoint's trainer state."""
+    state = json.loads((checkpoints(output_dir)[-1] / "trainer_state.json").read_text(encoding="utf-8"))
+    return ({row["step"]: row["loss"] for row in state["log_history"] if "loss" in row},
+            {row["epoch"]: row["eval_macro_f1"] for row in state["log_history"] if "eval_macro_f1" in row})
+
+
+@pytest.mark.slow
+def test_killed_classifier_resumes_to_the_same_losses(tmp_path):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
+    small = [str(REPO / "configs/followup_classifier_cpu.yaml"), "num_train_epochs=3", "logging_steps=10",
+             "max_length=96", "tiny_bert={hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, "
+             "intermediate_size: 64}"]
+
+    def run(name: str, *command: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, *command, *small, f"output_dir={tmp_path / name}"], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=900)
+
+    assert run("straight", "-m", "scripts.train_classifier").returncode == 0
+    killed = run("killed", "-c", KILL_CLASSIFIER_AFTER_FIRST_SAVE)
+    assert killed.returncode == -9 and len(checkpoints(tmp_path / "killed")) == 1  # after epoch 1 of 3
+    assert not (tmp_path / "killed" / FINISHED).exists()
+    resumed = run("killed", "-m", "scripts.train_classifier")
+    assert resumed.returncode == 0 and "resuming the unfinished run from checkpoint-" in resumed.stdout
+    (losses_straight, f1_straight), (losses_again, f1_again) = history(tmp_path / "straight"), history(tmp_path / "killed")
+    assert sorted(f1_again) == sorted(f1_straight) == [1.0, 2.0, 3.0]
+    assert losses_again == pytest.approx(losses_straight, rel=1e-4) and f1_again == pytest.approx(f1_straight)
 
 
 # ---------------------------------------------------------------- make chat under hostile input
