@@ -14,13 +14,23 @@ is present (SmolLM2: 3 KV heads for 9 query heads), which was most of a batched 
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from eval.datasets import Example
+from scripts.common import REPO_ROOT, atomic_write_text
 from scripts.hardware import cpu_bf16_flags
+
+# Completions are cached by what determines them (eval/run_eval.py): the weights' bytes, the prompts' token
+# ids, the settings, the library versions and this number, bumped whenever the generation path changes
+# what it produces. A GRPO recipe's eval then reuses the base and SFT completions its SFT eval made.
+GENERATION_VERSION = 2
+CACHE_DIR = Path(os.environ.get("EVAL_CACHE_DIR") or REPO_ROOT / "runs" / ".eval_cache")
 
 
 def pick_dtype(requested: str = "auto", cpuinfo: str | None = None) -> tuple[torch.dtype, str]:
@@ -178,3 +188,39 @@ def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: 
             cut = next((k + 1 for k, token in enumerate(new) if token in stop_ids), len(new))
             outputs[i] = new[:cut]  # what follows the stop token is padding
     return outputs
+
+
+def weights_digest(folder: Path) -> str:
+    """sha256 over a model or adapter folder's weight and config files (names and bytes)."""
+    digest = hashlib.sha256()
+    folder = Path(folder)
+    for path in sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin", ".json") and p.is_file()):
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def completions_key(model_path: str, adapter: Path | None, prompts: list[list[int]], **settings) -> str:
+    import transformers
+
+    digest = hashlib.sha256(json.dumps({
+        "version": GENERATION_VERSION, "torch": torch.__version__, "transformers": transformers.__version__,
+        "model": weights_digest(Path(model_path)), "adapter": weights_digest(adapter) if adapter else None,
+        **settings}, sort_keys=True, default=str).encode())
+    digest.update(json.dumps(prompts).encode())
+    return digest.hexdigest()[:32]
+
+
+def cached_completions(key: str) -> list[str] | None:
+    path = CACHE_DIR / f"{key}.json"
+    try:
+        texts = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return texts if isinstance(texts, list) and all(isinstance(t, str) for t in texts) else None
+
+
+def store_completions(key: str, texts: list[str]) -> None:
+    atomic_write_text(CACHE_DIR / f"{key}.json", json.dumps(texts, ensure_ascii=False))

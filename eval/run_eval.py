@@ -24,6 +24,10 @@ difference and its interval (eval/stats.py); report.md marks the differences who
 prompt does not fit the recipe's length budget are left out (the model never trained on such lengths)
 and counted. Writes into the output dir (default: <recipe output_dir>/../eval, or ../eval_grpo for a
 GRPO recipe): predictions_<model>.jsonl per model, report.json, report.md and metrics.png.
+
+Completions are cached in runs/.eval_cache by the weights' bytes, the prompts and the settings: a model
+that already completed the same prompts is not run again (a GRPO recipe's eval reuses the base and SFT
+completions of its SFT eval; --no-cache generates anyway).
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ from eval.fc_metrics import METRICS as FC_ROW_KEYS
 from eval.fc_metrics import per_row_values as fc_per_row
 from eval.figures import bar_chart, confusion_chart
 from eval.generate import (
+    cached_completions,
+    completions_key,
     encode_prompt,
     generate,
     get_template,
@@ -53,6 +59,7 @@ from eval.generate import (
     pick_dtype,
     require_adapter,
     stop_token_ids,
+    store_completions,
 )
 from eval.text_metrics import KEYS as TEXT_KEYS
 from eval.text_metrics import per_row_values as text_per_row
@@ -164,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp32"],
                         help="auto: bf16 where the CPU/GPU computes it natively, else fp32")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-cache", action="store_true",
+                        help="generate even when the same weights already completed the same prompts (runs/.eval_cache)")
     args = parser.parse_args(argv)
 
     # 1. The recipe, the models it compares (every adapter checked first) and its validation split.
@@ -206,12 +215,22 @@ def main(argv: list[str] | None = None) -> int:
 
     # 4. Each model generates for the same prompts; its predictions are written, then scored.
     gen = dict(max_new_tokens=max_new_tokens, batch_size=args.batch_size, stop_ids=stop_token_ids(tokenizer, template))
-    seconds = {}
+    prompts = [prompt_ids[i] for i in chosen]
+    seconds, cached = {}, []
     for name, adapter in models:
-        model = load_for_eval(recipe["model_name_or_path"], adapter, dtype)
-        start = time.perf_counter()
-        texts = generate(model, tokenizer, [prompt_ids[i] for i in chosen], desc=name, **gen)
-        seconds[name] = round(time.perf_counter() - start, 1)
+        key = completions_key(recipe["model_name_or_path"], adapter, prompts, dtype=dtype,
+                              max_new_tokens=max_new_tokens, stop_ids=gen["stop_ids"])
+        texts = None if args.no_cache else cached_completions(key)
+        if texts is not None:
+            cached.append(name)
+            print(f"eval: {name}: the same weights already completed these prompts (runs/.eval_cache); reused",
+                  file=sys.stderr)
+        else:
+            model = load_for_eval(recipe["model_name_or_path"], adapter, dtype)
+            start = time.perf_counter()
+            texts = generate(model, tokenizer, prompts, desc=name, **gen)
+            seconds[name] = round(time.perf_counter() - start, 1)
+            store_completions(key, texts)
         rows = [{"id": examples[i].id, "prompt": examples[i].messages[-1]["content"], "predict": text,
                  "label": examples[i].label, **({"tools": examples[i].tools} if task_name == "fc" else {})}
                 for i, text in zip(chosen, texts)]
@@ -229,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             "dataset": str(dataset.relative_to(REPO_ROOT)), "n": len(chosen), "left_out": left_out,
             "sampled": args.max_samples is not None and len(chosen) < len(examples) - left_out,
             "max_prompt_tokens": max_prompt_tokens, "max_new_tokens": max_new_tokens, "seed": args.seed,
-            "dtype": str(dtype).replace("torch.", ""), "generation_seconds": seconds}
+            "dtype": str(dtype).replace("torch.", ""), "generation_seconds": seconds, "reused_completions": cached}
     results = write_report(out_dir, args.recipe, task, statistics, extra_results, matrices, meta)
     print(json.dumps({"report": str(out_dir / "report.json"), **results}, ensure_ascii=False))
     return 0

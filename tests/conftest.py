@@ -1,5 +1,6 @@
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# the suite's evals cache their completions apart from the user's runs/.eval_cache (eval/generate.py)
+os.environ.setdefault("EVAL_CACHE_DIR", tempfile.mkdtemp(prefix="eval_cache_"))
 
 SMOLLM2 = REPO / "models" / "SmolLM2-135M-Instruct"
 

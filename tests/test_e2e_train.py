@@ -40,11 +40,17 @@ def test_tiny_qwen3_trains_with_the_12gb_recipe_and_evaluates(tiny_qwen3, tmp_pa
     assert [row["current_steps"] for row in log if "loss" in row] == [1, 2, 3]
     assert (out / "training_loss.png").stat().st_size > 0
 
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
-    subprocess.run([sys.executable, "-m", "eval.run_eval", "--recipe", str(recipe), "--max-samples", "4",
-                    "--max-new-tokens", "8", "--output-dir", str(tmp_path / "eval")],
-                   cwd=REPO, env=env, check=True, capture_output=True)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO), EVAL_CACHE_DIR=str(tmp_path / "cache"))
+    for run in ("eval", "again"):
+        subprocess.run([sys.executable, "-m", "eval.run_eval", "--recipe", str(recipe), "--max-samples", "4",
+                        "--max-new-tokens", "8", "--output-dir", str(tmp_path / run)],
+                       cwd=REPO, env=env, check=True, capture_output=True)
     report = json.loads((tmp_path / "eval/report.json").read_text(encoding="utf-8"))
+    again = json.loads((tmp_path / "again/report.json").read_text(encoding="utf-8"))
+    # the same weights on the same prompts: the second run reuses the completions, and scores the same
+    assert report["meta"]["reused_completions"] == [] and again["meta"]["reused_completions"] == ["base", "tuned"]
+    assert again["results"] == report["results"] and again["meta"]["generation_seconds"] == {}
+    assert (tmp_path / "again/predictions_tuned.jsonl").read_bytes() == (tmp_path / "eval/predictions_tuned.jsonl").read_bytes()
     assert set(report["results"]) == {"base", "tuned"}
     assert report["meta"]["n"] == 4
     assert set(report["results"]["tuned"]) == {"n", "bleu-4", "rouge-1", "rouge-2", "rouge-l"}
