@@ -101,9 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     from trl import GRPOTrainer
 
     launcher, config = grpo_config(recipe, str(recipe_path))
-    plan = plan_run(Path(config.output_dir), config.overwrite_output_dir, "make grpo")
+    plan = plan_run(Path(config.output_dir), config.overwrite_output_dir, f"make grpo RECIPE={recipe_path}")
     if plan is None:
-        print(finished_message(Path(config.output_dir), "make grpo"))
+        print(finished_message(Path(config.output_dir), f"make grpo RECIPE={recipe_path}"))
         return 0
     print(f"grpo: {plan.message}", flush=True)
     reward_funcs = load_reward_funcs(launcher.reward_funcs)

@@ -44,7 +44,7 @@ def is_finished(output_dir: Path) -> bool:
 
 
 def start_over_hint(command: str) -> str:
-    return (f"to train again, `{command} ARGS=\"overwrite_output_dir=true\"` replaces it, "
+    return (f"To train again, `{command} ARGS=\"overwrite_output_dir=true\"` replaces it, "
             f"or `{command} ARGS=\"output_dir=runs/<new>\"` keeps both")
 
 

@@ -42,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
 
     extra = []
     if recipe.get("resume_from_checkpoint") is None:  # an explicit resume_from_checkpoint is the user's choice
-        plan = plan_run(Path(recipe["output_dir"]), bool(recipe.get("overwrite_output_dir")), "make sft")
+        plan = plan_run(Path(recipe["output_dir"]), bool(recipe.get("overwrite_output_dir")), f"make sft RECIPE={recipe_path}")
         if plan is None:
-            print(finished_message(Path(recipe["output_dir"]), "make sft"))
+            print(finished_message(Path(recipe["output_dir"]), f"make sft RECIPE={recipe_path}"))
             return 0
         print(f"sft: {plan.message}", flush=True)
         extra = ([f"resume_from_checkpoint={plan.resume_from}", "overwrite_output_dir=false"] if plan.resume_from
