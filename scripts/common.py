@@ -91,13 +91,6 @@ def read_input_text(path: Path, what: str = "input file") -> str:
                          f"{data[error.start:error.start + 1]!r})") from None
 
 
-def _record_size_problem(path: Path, row: int, size: int) -> InputError | None:
-    if size <= MAX_RECORD_BYTES:
-        return None
-    return InputError(f"{path}: row {row}: {size / 1e6:.1f} MB, over the {MAX_RECORD_BYTES // 2**20} MiB a record may "
-                      "take (is this the right file?)")
-
-
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 

@@ -27,7 +27,7 @@ from eval.generate import get_template, load_model, require_adapter
 from scripts.common import REPO_ROOT, write_json
 from scripts.grpo_data import build_dataset
 from scripts.recipes import apply_overrides, field_types, read_recipe, split_recipe
-from scripts.runs import finished_message, plan_run
+from scripts.runs import announce_plan
 
 
 @dataclass
@@ -101,11 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     from trl import GRPOTrainer
 
     launcher, config = grpo_config(recipe, str(recipe_path))
-    plan = plan_run(Path(config.output_dir), config.overwrite_output_dir, f"make grpo RECIPE={recipe_path}")
+    plan = announce_plan(Path(config.output_dir), config.overwrite_output_dir, f"make grpo RECIPE={recipe_path}", "grpo")
     if plan is None:
-        print(finished_message(Path(config.output_dir), f"make grpo RECIPE={recipe_path}"))
         return 0
-    print(f"grpo: {plan.message}", flush=True)
     reward_funcs = load_reward_funcs(launcher.reward_funcs)
     tokenizer, _ = load_model(launcher.model_name_or_path, weights=False)
     get_template(tokenizer, launcher.template)  # sets eos to the template's stop word, as in SFT

@@ -108,12 +108,19 @@ def _unknown_problem(unknown: list[str], known: set[str], what: str) -> str:
     return f"unknown key(s) {', '.join(named)} ({what})"
 
 
+def key_problems(recipe: dict, known: dict[str, Any], what: str) -> list[str]:
+    """Each key of a wrong scalar type, and the unknown ones with the closest known key (known: field ->
+    annotation); empty when all is well."""
+    problems = [p for k, v in recipe.items() if k in known and (p := _type_problem(k, v, known[k]))]
+    unknown = sorted(k for k in recipe if k not in known)
+    if unknown:
+        problems.append(_unknown_problem(unknown, set(known), what))
+    return problems
+
+
 def check_library_keys(recipe: dict, library: dict[str, Any], source: str, what: str) -> None:
     """Every key a known library field of the right scalar type; all problems in one message."""
-    problems = [p for k, v in recipe.items() if k in library and (p := _type_problem(k, v, library[k]))]
-    unknown = sorted(k for k in recipe if k not in library)
-    if unknown:
-        problems.append(_unknown_problem(unknown, set(library), what))
+    problems = key_problems(recipe, library, what)
     if problems:
         sys.exit(f"error: {source}: " + "; ".join(problems))
 
@@ -125,17 +132,9 @@ def split_recipe(recipe: dict, launcher: type, library: dict[str, Any], source: 
     field_types(...)). Both are type-checked. All problems are collected and reported together; the
     exit names the recipe.
     """
-    hints = typing.get_type_hints(launcher)
     own = {f.name: f for f in dataclasses.fields(launcher)}
-    problems = []
-    for key, value in recipe.items():
-        annotation = hints[key] if key in own else library.get(key)
-        if annotation is not None and (problem := _type_problem(key, value, annotation)):
-            problems.append(problem)
-    unknown = sorted(k for k in recipe if k not in own and k not in library)
-    if unknown:
-        problems.append(_unknown_problem(unknown, set(own) | set(library),
-                                         f"neither a {launcher.__name__} field nor a field of the library's config"))
+    problems = key_problems(recipe, {**library, **typing.get_type_hints(launcher)},
+                            f"neither a {launcher.__name__} field nor a field of the library's config")
     missing = sorted(name for name, f in own.items() if f.default is dataclasses.MISSING
                      and f.default_factory is dataclasses.MISSING and name not in recipe)
     if missing:

@@ -52,11 +52,11 @@ def plan_run(output_dir: Path, overwrite: bool, command: str) -> RunPlan | None:
     """The plan for a launcher, or None when the run has finished and nothing is to be done."""
     output_dir = Path(output_dir)
     if overwrite:
-        old = checkpoints(output_dir) + [p for p in output_dir.glob("checkpoint-*") if p.is_dir()]
-        for path in sorted(set(old)):
+        old = [p for p in output_dir.glob("checkpoint-*") if p.is_dir()]  # complete or not
+        for path in old:
             shutil.rmtree(path)
         (output_dir / FINISHED).unlink(missing_ok=True)
-        removed = f" ({len(set(old))} old checkpoint(s) removed)" if old else ""
+        removed = f" ({len(old)} old checkpoint(s) removed)" if old else ""
         return RunPlan(None, f"{output_dir}: overwrite_output_dir=true: starting over from step 0{removed}")
     if is_finished(output_dir):
         return None
@@ -68,3 +68,10 @@ def plan_run(output_dir: Path, overwrite: bool, command: str) -> RunPlan | None:
 
 def finished_message(output_dir: Path, command: str) -> str:
     return f"{output_dir} holds a finished run; its adapter is left as it is. {start_over_hint(command)}."
+
+
+def announce_plan(output_dir: Path, overwrite: bool, command: str, who: str) -> RunPlan | None:
+    """plan_run for a launcher, said on stdout: the plan, or (None) that the run has finished."""
+    plan = plan_run(output_dir, overwrite, command)
+    print(finished_message(Path(output_dir), command) if plan is None else f"{who}: {plan.message}", flush=True)
+    return plan

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from scripts.recipes import apply_overrides, check_library_keys, field_types, read_recipe
-from scripts.runs import finished_message, plan_run
+from scripts.runs import announce_plan
 
 
 def llamafactory_fields() -> dict:
@@ -42,11 +42,9 @@ def main(argv: list[str] | None = None) -> int:
 
     extra = []
     if recipe.get("resume_from_checkpoint") is None:  # an explicit resume_from_checkpoint is the user's choice
-        plan = plan_run(Path(recipe["output_dir"]), bool(recipe.get("overwrite_output_dir")), f"make sft RECIPE={recipe_path}")
+        plan = announce_plan(Path(recipe["output_dir"]), bool(recipe.get("overwrite_output_dir")), f"make sft RECIPE={recipe_path}", "sft")
         if plan is None:
-            print(finished_message(Path(recipe["output_dir"]), f"make sft RECIPE={recipe_path}"))
             return 0
-        print(f"sft: {plan.message}", flush=True)
         extra = ([f"resume_from_checkpoint={plan.resume_from}", "overwrite_output_dir=false"] if plan.resume_from
                  else ["overwrite_output_dir=true"])  # nothing in output_dir is worth keeping
 

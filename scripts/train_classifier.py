@@ -29,7 +29,7 @@ from eval.decision_metrics import decision_scores
 from scripts.common import read_rows, registered_dataset, write_json
 from scripts.prompts import DECISION_LABELS as LABELS
 from scripts.recipes import apply_overrides, field_types, read_recipe, split_recipe
-from scripts.runs import finished_message, plan_run
+from scripts.runs import announce_plan
 
 LOCAL_TINY_BERT = "local:tiny-bert"
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -123,11 +123,9 @@ def main(argv: list[str] | None = None) -> int:
 
     launcher, settings = split_recipe(recipe, ClassifierArguments, field_types(TrainingArguments), argv[0])
     args = TrainingArguments(**settings)
-    plan = plan_run(Path(args.output_dir), args.overwrite_output_dir, "make classifier")
+    plan = announce_plan(Path(args.output_dir), args.overwrite_output_dir, "make classifier", "classifier")
     if plan is None:
-        print(finished_message(Path(args.output_dir), "make classifier"))
         return 0
-    print(f"classifier: {plan.message}", flush=True)
     rows = load_split(launcher.dataset_dir, launcher.dataset)
     order = list(range(len(rows)))
     random.Random(args.seed).shuffle(order)
