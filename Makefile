@@ -16,6 +16,7 @@ ACCELERATE_CONFIG ?=## make grpo under accelerate launch: configs/accelerate/<x>
 EVAL_ARGS  ?=## options of eval.run_eval, e.g. "--max-samples 40 --dtype fp32"
 MERGE_ARGS ?=## options of scripts.merge, e.g. "--device auto --no-check"
 GGUF_ARGS  ?=## options of scripts.export_gguf
+SIM_ARGS   ?=## options of eval.simulate, e.g. "--modes free --per-skill 4" or "--candidates my.jsonl"
 CHAT_ARGS  ?=## options of scripts.chat, e.g. "--job 后端开发工程师 --topics Redis,MySQL 索引"
 PLAN_ARGS  ?=## options of scripts.plan, e.g. "--gpu-memory-gb 24 --gpus 2"
 BENCH_ARGS ?=## options of bench.bench_generation, e.g. "--n 32"
@@ -40,13 +41,13 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 PRECISION_OVERRIDE = $$($(PY) -m scripts.hardware precision $(RECIPE) $(PRECISION))
 
 INTERVIEW_RAW := data/raw/interview_dialogues.jsonl
-INTERVIEW_OUT := data/interview/train.json data/interview/val.json
+INTERVIEW_OUT := data/interview/train.json data/interview/val.json data/interview/window_train.json data/interview/window_val.json
 XLAM_SAMPLE := data/raw/xlam_sample.json
 FC_OUT := data/fc/train.json data/fc/val.json
 FOLLOWUP_RAW := data/raw/followup_decisions.jsonl
 FOLLOWUP_OUT := data/followup/train.json data/followup/val.json
 
-.PHONY: help setup setup-vllm check-setup lock-check lint model data sft grpo classifier eval plan merge llama-cpp gguf chat test test-fast bench clean
+.PHONY: help setup setup-vllm check-setup lock-check lint model data sft grpo classifier eval simulate plan merge llama-cpp gguf chat test test-fast bench clean
 
 help: ## list targets and variables
 	@echo "targets:"
@@ -81,7 +82,7 @@ model: $(VENV)/.installed $(MODEL_DIR)/.complete ## convert the embedded SmolLM2
 $(INTERVIEW_RAW): data/bank/question_bank.json scripts/gen_interview_data.py | $(VENV)/.installed
 	$(PY) -m scripts.gen_interview_data --output $@
 
-$(INTERVIEW_OUT) &: $(INTERVIEW_RAW) scripts/prepare_interview.py data/schema/interview_dialogue.schema.json | $(VENV)/.installed
+$(INTERVIEW_OUT) &: $(INTERVIEW_RAW) scripts/prepare_interview.py scripts/interview_format.py data/schema/interview_dialogue.schema.json | $(VENV)/.installed
 	$(PY) -m scripts.prepare_interview --input $(INTERVIEW_RAW)
 
 $(XLAM_SAMPLE): scripts/gen_xlam_sample.py | $(VENV)/.installed
@@ -113,6 +114,9 @@ classifier: model data ## follow-up decision encoder classifier (CLASSIFIER_RECI
 
 eval: model data ## base vs tuned (vs GRPO) on RECIPE's val split: report.json, report.md, metrics.png
 	$(PY) -m eval.run_eval --recipe $(RECIPE) $(EVAL_ARGS)
+
+simulate: model data ## whole simulated interviews, base vs tuned, free and steered, scored by the policy (RECIPE: an interview recipe)
+	$(PY) -m eval.simulate --recipe $(RECIPE) $(SIM_ARGS)
 
 plan: $(VENV)/.installed ## memory + time plan for RECIPE on its GPU (configs/profiles.yaml): does it fit?
 	$(PY) -m scripts.plan $(RECIPE) $(PLAN_ARGS)

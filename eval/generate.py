@@ -158,11 +158,35 @@ def decode_complete(tokenizer, ids: list[int]) -> str:
     return text if not text.endswith("\ufffd") else tokenizer.decode(ids, skip_special_tokens=True)
 
 
+class NoRepeatNewNgrams:
+    """A logits processor: a token that would repeat an n-gram already in the *new* tokens of its row is
+    banned. transformers' no_repeat_ngram_size counts the prompt too, which would forbid quoting the
+    candidate or naming the plan's topic; this only stops a turn from looping on itself."""
+
+    def __init__(self, n: int, prompt_width: int):
+        self.n, self.width = n, prompt_width
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for row in range(input_ids.shape[0]):
+            new = input_ids[row, self.width:].tolist()
+            if len(new) < self.n:
+                continue
+            prefix = new[len(new) - self.n + 1:]
+            banned = {new[i + self.n - 1] for i in range(len(new) - self.n + 1) if new[i:i + self.n - 1] == prefix}
+            if banned:
+                scores[row, list(banned)] = -float("inf")
+        return scores
+
+
 @torch.inference_mode()
 def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int, batch_size: int,
-                 stop_ids: list[int], desc: str = "generate", static_cache: bool | None = None) -> list[list[int]]:
+                 stop_ids: list[int], desc: str = "generate", static_cache: bool | None = None,
+                 no_repeat_ngram: int | None = None) -> list[list[int]]:
     """Greedy new-token ids for each prompt (up to and including a stop token), in the order given.
-    static_cache: None = on CPU only (bench/ compares both)."""
+    static_cache: None = on CPU only (bench/ compares both). no_repeat_ngram: ban repeating an n-gram of
+    the new tokens (NoRepeatNewNgrams); None for the plain greedy path that make eval uses."""
+    from transformers import LogitsProcessorList
+
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     # CPU: a preallocated KV cache is written in place; the default one is re-concatenated every step.
@@ -179,9 +203,10 @@ def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: 
             ids = prompts[i]
             input_ids[row, width - len(ids):] = torch.tensor(ids)
             attention[row, width - len(ids):] = 1
+        guard = LogitsProcessorList([NoRepeatNewNgrams(no_repeat_ngram, width)] if no_repeat_ngram else [])
         generated = model.generate(
             input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device), max_new_tokens=max_new_tokens,
-            do_sample=False, num_beams=1, eos_token_id=stop_ids, pad_token_id=pad_id, **cache,
+            do_sample=False, num_beams=1, eos_token_id=stop_ids, pad_token_id=pad_id, logits_processor=guard, **cache,
         )
         for row, i in enumerate(batch):
             new = generated[row, width:].cpu().tolist()

@@ -56,13 +56,54 @@ def resamples(n: int, n_resamples: int = N_RESAMPLES, seed: int = SEED) -> np.nd
     return np.random.default_rng(seed).integers(0, n, size=(n_resamples, n)) if n else np.zeros((n_resamples, 0), int)
 
 
-def mean_statistic(per_example: Mapping[str, Sequence[float]], scale: float = 1.0) -> Statistic:
-    """The statistic 'mean of each per-example value' (times scale) over the chosen examples."""
-    arrays = {key: np.asarray(values, dtype=float) * scale for key, values in per_example.items()}
-    return lambda index: {key: float(values[index].mean()) if len(index) else 0.0 for key, values in arrays.items()}
+def _mean(values: np.ndarray) -> float:
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if len(values) else float("nan")
+
+
+def mean_statistic(per_example: Mapping[str, Sequence[float | None]], scale: float = 1.0) -> Statistic:
+    """The statistic 'mean of each per-example value' (times scale) over the chosen examples. A value of
+    None (a check that does not apply to that example) is left out of the mean; the mean of nothing is NaN."""
+    arrays = {key: np.array([np.nan if v is None else v for v in values], dtype=float) * scale
+              for key, values in per_example.items()}
+    return lambda index: {key: _mean(values[index]) if len(index) else 0.0 for key, values in arrays.items()}
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n, ties sharing their mean rank."""
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(1, len(values) + 1)
+    for value in np.unique(values):
+        tied = values == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation (Pearson on tie-averaged ranks); NaN when either side is constant.
+
+    >>> round(spearman([1, 2, 3, 4], [10, 30, 20, 40]), 4)
+    0.8
+    """
+    rx, ry = _ranks(np.asarray(x, dtype=float)), _ranks(np.asarray(y, dtype=float))
+    if len(rx) < 2 or rx.std() == 0 or ry.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def spearman_statistic(x: Sequence[float], y: Sequence[float]) -> Statistic:
+    """The statistic 'Spearman of x and y' over the chosen pairs (for intervals)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    return lambda index: {"spearman": spearman(x[index], y[index])}
 
 
 def _bounds(draws: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Percentile interval of the draws; draws that are NaN (a resample where the metric is undefined,
+    e.g. no example the check applies to) are left out."""
+    draws = draws[~np.isnan(draws)]
+    if not len(draws):
+        return float("nan"), float("nan")
     tail = 100 * (1 - confidence) / 2
     low, high = np.percentile(draws, [tail, 100 - tail])
     return float(low), float(high)

@@ -28,32 +28,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
-
-from eval.classifier import DEFAULT_CLASSIFIER, classifier_text, classify, find_classifier, load_classifier
-from eval.datasets import Example
-from eval.decision_rules import decide as rule_decision
-from eval.generate import attach_adapter, encode_prompt, get_template, load_model, stop_token_ids
+from eval.classifier import DEFAULT_CLASSIFIER
+from eval.generate import attach_adapter, get_template, load_model
+from eval.interview_session import AFTER_SCORE, Decider, Interviewer, Sampling, Steering, TurnRequest, without_repeat
 from scripts.common import REPO_ROOT, relative_to_repo, write_json
-from scripts.prompts import (
-    CHANGE_TOPIC,
-    CLOSINGS,
-    INTERVIEWER_SYSTEM_PROMPT,
-    MAX_INTERVIEWER_ROUNDS,
-    OPENINGS,
-    SCORE_PREFIX,
-    SCORE_SUFFIX,
-    WRAP_TOPIC,
-    move_prefill,
-)
+from scripts.interview_format import FORMATS, format_of_dataset
+from scripts.prompts import MAX_INTERVIEWER_ROUNDS
 from scripts.recipes import read_recipe
-from scripts.speech import answer_length, filler_count, says_unknown, text_hesitation
 
-MAX_DEPTH = 3  # the decision data's follow_up_depth range
-UNKNOWN_STREAK_CLOSE = 3  # three "不知道" in a row: the interview has nothing left to find
 QUIT_COMMANDS = {"/quit", "/exit", "/q"}
-CLOSING = CLOSINGS[-1] + SCORE_PREFIX  # the training dialogues' closing, up to the score digits
-AFTER_SCORE = SCORE_SUFFIX
 
 
 @dataclass
@@ -80,84 +63,9 @@ class Session:
     def interviewer_rounds(self) -> int:
         return sum(t.role == "interviewer" for t in self.turns)
 
-    def messages(self) -> list[dict]:
-        return [{"role": "user" if t.role == "candidate" else "assistant", "content": t.content} for t in self.turns]
-
-
-class Interviewer:
-    """The interviewer model: LLaMA-Factory's template renders the history exactly as in training."""
-
-    def __init__(self, model, tokenizer, template, *, greedy: bool, temperature: float, top_p: float,
-                 max_new_tokens: int, seed: int):
-        self.model, self.tokenizer, self.template = model, tokenizer, template
-        self.stop_ids = stop_token_ids(tokenizer, template)
-        self.greedy, self.temperature, self.top_p = greedy, temperature, top_p
-        self.max_new_tokens, self.seed, self.calls = max_new_tokens, seed, 0
-        self.digit_ids = [tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)]
-        if any(not isinstance(i, int) or i == tokenizer.unk_token_id for i in self.digit_ids):
-            raise SystemExit("error: the tokenizer has no single-token digits 0-9 (needed to decode the score)")
-
-    def _prompt(self, messages: list[dict], prefill: str) -> list[int]:
-        example = Example(id="chat", system=INTERVIEWER_SYSTEM_PROMPT, messages=messages, label="")
-        return encode_prompt(self.tokenizer, self.template, example) + self.tokenizer.encode(
-            prefill, add_special_tokens=False)
-
-    @torch.inference_mode()
-    def continue_turn(self, messages: list[dict], prefill: str = "", max_new_tokens: int | None = None) -> str:
-        """The interviewer's turn: the prefill, then the model's own words up to its end-of-turn token."""
-        ids = torch.tensor([self._prompt(messages, prefill)], device=self.model.device)
-        torch.manual_seed(self.seed + self.calls)  # same seed + same answers = same interview
-        self.calls += 1
-        sampling = ({"do_sample": False} if self.greedy else
-                    {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p})
-        out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                  max_new_tokens=max_new_tokens or self.max_new_tokens,
-                                  eos_token_id=self.stop_ids, pad_token_id=self.stop_ids[0], **sampling)
-        text = self.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
-        return prefill + text
-
-    @torch.inference_mode()
-    def score(self, messages: list[dict], prefill: str) -> int:
-        """Two digits, each the model's most likely digit: 10-99, always parseable."""
-        ids = self._prompt(messages, prefill)
-        digits = ""
-        for position in range(2):
-            logits = self.model(torch.tensor([ids], device=self.model.device)).logits[0, -1]
-            allowed = self.digit_ids[1:] if position == 0 else self.digit_ids
-            best = max(allowed, key=lambda i: float(logits[i]))
-            digits += str(self.digit_ids.index(best))
-            ids.append(best)
-        return int(digits)
-
-
-class Decider:
-    """FOLLOW_UP / NEXT_TOPIC / END from the question, the answer and its speech features."""
-
-    def __init__(self, classifier: Path | None):
-        found = find_classifier(classifier)
-        self.name = f"classifier ({relative_to_repo(found)})" if found else "rules"
-        self.classifier = load_classifier(found) if found else None
-
-    @staticmethod
-    def features(answer: str, depth: int) -> dict:
-        # Text stands in for audio here: hesitation is estimated from fillers and pauses in the transcript.
-        return {"follow_up_depth": min(depth, MAX_DEPTH), "hesitation_score": text_hesitation(answer),
-                "filler_count": filler_count(answer), "answer_length": answer_length(answer)}
-
-    def label(self, question: str, answer: str, context: dict) -> str:
-        if self.classifier is None:
-            return rule_decision(answer, context)
-        return classify(self.classifier, [classifier_text({"question": question, "answer": answer,
-                                                            "context": context})])[0]
-
-
-def plan_move(label: str, answer: str, depth: int) -> str:
-    """The decision module's label, with the two rules that hold regardless."""
-    if says_unknown(answer):
-        return "NEXT_TOPIC"
-    if label == "FOLLOW_UP" and depth >= MAX_DEPTH:
-        return "END"
-    return label
+    def request(self, prefill: str = "") -> TurnRequest:
+        messages = [{"role": t.role, "content": t.content} for t in self.turns]
+        return TurnRequest(messages, self.job, self.topics, prefill)
 
 
 def trained_interviewers() -> list[tuple[float, Path, Path]]:
@@ -175,8 +83,9 @@ def trained_interviewers() -> list[tuple[float, Path, Path]]:
     return sorted(found)
 
 
-def resolve_model(args) -> tuple[str, Path | None, str]:
-    """(base model, adapter or None, template name) from --model / --recipe / the newest interview adapter."""
+def resolve_model(args) -> tuple[str, Path | None, str, str]:
+    """(base model, adapter or None, template name, prompt format) from --model / --recipe / the newest
+    interview adapter."""
     if args.model:
         if not args.template and not args.recipe:
             raise SystemExit("error: --model needs --template (or --recipe to take it from)")
@@ -195,7 +104,8 @@ def resolve_model(args) -> tuple[str, Path | None, str]:
         adapter = Path(recipe["output_dir"])
     if args.no_adapter:
         adapter = None
-    return base, adapter, args.template or recipe["template"]
+    fmt = args.format or (format_of_dataset(recipe["dataset"]) if recipe else "whole")
+    return base, adapter, args.template or recipe["template"], fmt
 
 
 MAX_ANSWER_CHARS = 2000  # an answer is a few sentences; a pasted log would crowd the model's context out
@@ -241,10 +151,9 @@ def run(session: Session, interviewer: Interviewer, decider: Decider, transcript
     print(f"（面试开始：{session.job}；话题：{'、'.join(session.topics)}；决策：{decider.name}；/quit 结束）")
     print(f"你：{greeting}")
     say(Turn("candidate", greeting), session, transcript)
-    topic, depth, unknown_streak = 0, 0, 0
-    opening = move_prefill(OPENINGS[0], job=session.job, topic=session.topics[0])
-    say(Turn("interviewer", interviewer.continue_turn(session.messages(), opening), move="OPENING"),
-        session, transcript)
+    steering = Steering(session.job, session.topics)
+    opening, = interviewer.write([session.request(steering.opening())])
+    say(Turn("interviewer", opening, move="OPENING"), session, transcript)
 
     while True:
         answer = read_answer("你：")
@@ -252,36 +161,24 @@ def run(session: Session, interviewer: Interviewer, decider: Decider, transcript
             session.ended_by = "eof" if answer is None else "quit"
             break
         question = session.turns[-1].content
-        context = Decider.features(answer, depth)
-        label = decider.label(question, answer, context)
-        move = plan_move(label, answer, depth)
-        unknown_streak = unknown_streak + 1 if says_unknown(answer) else 0
-        last_round = session.interviewer_rounds >= MAX_INTERVIEWER_ROUNDS - 1
-        if move != "FOLLOW_UP" and topic + 1 >= len(session.topics):
-            move = "CLOSE"  # no topic left
-        if last_round or unknown_streak >= UNKNOWN_STREAK_CLOSE:
-            move = "CLOSE"
-        say(Turn("candidate", answer, decision={"label": label, "move": move, "decider": decider.name, **context}),
-            session, transcript)
-        print(f"  [{decider.name}: {label} -> {move}; 深度 {context['follow_up_depth']}, "
-              f"犹豫 {context['hesitation_score']:.2f}, 填充词 {context['filler_count']}, 长度 {context['answer_length']}]")
-
-        if move == "CLOSE":
-            messages = session.messages()
-            score = interviewer.score(messages, CLOSING)
-            closing = interviewer.continue_turn(messages, f"{CLOSING}{score}{AFTER_SCORE}", max_new_tokens=160)
-            session.score, session.review = score, closing.split(AFTER_SCORE, 1)[1].strip()
-            session.ended_by = "rounds" if last_round else "closing"
+        move, decision = steering.move(decider, question, answer, session.interviewer_rounds)
+        say(Turn("candidate", answer, decision=decision), session, transcript)
+        print(f"  [{decider.name}: {decision['label']} -> {move}; 深度 {decision['follow_up_depth']}, "
+              f"犹豫 {decision['hesitation_score']:.2f}, 填充词 {decision['filler_count']}, "
+              f"长度 {decision['answer_length']}]")
+        turn = None
+        if move != "CLOSE":
+            turn, = interviewer.write([session.request(steering.prefill(move))])
+            earlier = [t.content for t in session.turns if t.role == "interviewer"]
+            turn, move = without_repeat(interviewer, steering, session.request, turn, move, earlier)
+        if turn is None:  # CLOSE, or a follow-up that would only ask again with no topic left
+            answers = [t.content for t in session.turns[1:] if t.role == "candidate"]
+            closing, session.score = interviewer.close(session.request(), steering.score_ceiling(answers))
+            session.review = closing.split(AFTER_SCORE, 1)[1].strip()
+            session.ended_by = "rounds" if session.interviewer_rounds >= MAX_INTERVIEWER_ROUNDS - 1 else "closing"
             say(Turn("interviewer", closing, move="CLOSE"), session, transcript)
             break
-        if move == "FOLLOW_UP":
-            depth, prefill = depth + 1, ""
-        else:
-            current, topic, depth = session.topics[topic], topic + 1, 0
-            prefill = (move_prefill(CHANGE_TOPIC[0], topic=session.topics[topic]) if move == "NEXT_TOPIC"
-                       else move_prefill(WRAP_TOPIC[0], topic=current, next=session.topics[topic]))
-        say(Turn("interviewer", interviewer.continue_turn(session.messages(), prefill), move=move),
-            session, transcript)
+        say(Turn("interviewer", turn, move=move), session, transcript)
     write_json(transcript, asdict(session))
     return session
 
@@ -292,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adapter", type=Path, help="adapter folder (default: the recipe's output_dir)")
     parser.add_argument("--model", help="a model folder to use as is, e.g. a merged one (make merge)")
     parser.add_argument("--template", help="LLaMA-Factory template (default: the recipe's)")
+    parser.add_argument("--format", choices=FORMATS,
+                        help="prompt format the model was trained on (default: from the recipe's dataset, else whole)")
     parser.add_argument("--no-adapter", action="store_true", help="talk to the base model (to compare)")
     parser.add_argument("--job", default="后端开发工程师")
     parser.add_argument("--topics", default="Redis 持久化,索引,TCP 连接管理",
@@ -310,20 +209,20 @@ def main(argv: list[str] | None = None) -> int:
     topics = [t.strip() for t in args.topics.split(",") if t.strip()]
     if not topics:
         parser.error("--topics: give at least one topic")
-    base, adapter, template_name = resolve_model(args)
+    base, adapter, template_name, fmt = resolve_model(args)
     tokenizer, model = load_model(base)
     if adapter is not None:
         model = attach_adapter(model, adapter)
     template = get_template(tokenizer, template_name)
-    interviewer = Interviewer(model, tokenizer, template, greedy=args.greedy, temperature=args.temperature,
-                              top_p=args.top_p, max_new_tokens=args.max_new_tokens, seed=args.seed)
+    interviewer = Interviewer(model, tokenizer, template, fmt, max_new_tokens=args.max_new_tokens, seed=args.seed,
+                              sampling=Sampling(args.greedy, args.temperature, args.top_p))
     decider = Decider(None if args.rules else args.classifier)
     transcript = args.transcript or Path("runs/chat") / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
     if hasattr(sys.stdin, "reconfigure"):
         sys.stdin.reconfigure(errors="replace")  # invalid UTF-8 on stdin becomes U+FFFD, not a crash
     session = Session(job=args.job, topics=topics, decider=decider.name,
                       model={"base": str(base), "adapter": relative_to_repo(adapter) if adapter else None,
-                             "template": template_name},
+                             "template": template_name, "format": fmt},
                       sampling={"greedy": args.greedy, "temperature": args.temperature, "top_p": args.top_p,
                                 "max_new_tokens": args.max_new_tokens, "seed": args.seed})
     try:

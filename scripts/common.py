@@ -301,10 +301,11 @@ def split_arguments(parser: argparse.ArgumentParser, default_input: Path, defaul
     return parser
 
 
-def write_split(rows: list[dict], args: argparse.Namespace, entry: dict) -> str:
+def write_split(rows: list[dict], args: argparse.Namespace, entry: dict, variant: str = "") -> str:
     """Train/val split written to args.output_dir and registered as NAME_train / NAME_val (entry: the
-    dataset_info fields besides file_name). A row with a "split" key ("train" / "val") goes there (the key
-    is dropped); the others are split seeded (split_train_val). Returns the summary's split part."""
+    dataset_info fields besides file_name); a variant ("window") writes VARIANT_train.json and registers
+    NAME_VARIANT_train. A row with a "split" key ("train" / "val") goes there (the key is dropped); the
+    others are split seeded (split_train_val). Returns the summary's split part."""
     fixed = {"train": [], "val": []}
     free = []
     for row in rows:
@@ -314,11 +315,12 @@ def write_split(rows: list[dict], args: argparse.Namespace, entry: dict) -> str:
             free.append(row)
     train, val = split_train_val(free, args.val_ratio, args.seed)
     train, val = fixed["train"] + train, fixed["val"] + val
-    paths = {"train": args.output_dir / "train.json", "val": args.output_dir / "val.json"}
+    stem = f"{variant}_" if variant else ""
+    paths = {split: args.output_dir / f"{stem}{split}.json" for split in ("train", "val")}
     with dataset_lock(args.dataset_info):
         write_json(paths["train"], train)
         write_json(paths["val"], val)
         register_datasets(info_path=args.dataset_info, entries={
-            f"{args.name}_{split}": {"file_name": relative_to_repo(path), **entry} for split, path in paths.items()
+            f"{args.name}_{stem}{split}": {"file_name": relative_to_repo(path), **entry} for split, path in paths.items()
         })
     return f"{len(train)} train -> {paths['train']}, {len(val)} val -> {paths['val']}"

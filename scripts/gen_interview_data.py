@@ -1,7 +1,8 @@
 """Generate synthetic Chinese technical-interview dialogues from the curated question bank.
 
     python -m scripts.gen_interview_data [--bank data/bank/question_bank.json]
-        [--output data/raw/interview_dialogues.jsonl] [--per-area 70] [--seed 0]
+        [--output data/raw/interview_dialogues.jsonl] [--per-area 70] [--seed 0] [--val-areas network]
+        [--val-per-area 20]
 
 The data is synthetic: every question and answer comes from data/bank/question_bank.json, and the
 interviewer's behaviour follows fixed rules that mirror the seed's persona:
@@ -14,8 +15,9 @@ Candidates have a skill level (strong / medium / weak) that sets how often each 
 occurs, so answers of every quality appear. Same bank, seed and counts: byte-identical output.
 
 Every dialogue carries `split`: the dialogues of the --val-areas (default: network) are validation,
-all others training. Validation then asks only questions, topics and answers training never saw,
-so `make eval` measures generalisation rather than recall of the bank.
+all others training (of a held-out area, the first --val-per-area are kept). Validation then asks only
+questions, topics and answers training never saw, so `make eval` measures generalisation rather than
+recall of the bank.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ DEFAULT_OUTPUT = Path("data/raw/interview_dialogues.jsonl")
 
 QUALITIES = ("detailed", "partial", "hesitant", "unknown")
 VAL_AREAS = ("network",)  # held out whole: no question, topic or answer of it is in the training split
+VAL_PER_AREA = 20  # dialogues kept of a held-out area: ~175 interviewer turns, so make eval on CPU stays ~10 min
 SKILL_MIX = {  # probability of each answer quality, by candidate skill
     "strong": (0.60, 0.25, 0.10, 0.05),
     "medium": (0.30, 0.35, 0.20, 0.15),
@@ -194,13 +197,22 @@ def make_dialogue(rng: random.Random, area: dict, index: int) -> dict:
     }
 
 
-def generate(bank: dict, per_area: int, seed: int, val_areas: tuple[str, ...] = VAL_AREAS) -> list[dict]:
+def generate(bank: dict, per_area: int, seed: int, val_areas: tuple[str, ...] = VAL_AREAS,
+             val_per_area: int = VAL_PER_AREA) -> list[dict]:
+    """per_area dialogues of every area, in bank order; of a held-out area only the first val_per_area are
+    kept (all are drawn, so the training dialogues do not depend on how many are kept)."""
     unknown = sorted(set(val_areas) - {area["id"] for area in bank["areas"]})
     if unknown:
         raise SystemExit(f"error: --val-areas {', '.join(unknown)}: not an area of the bank")
     rng = random.Random(seed)
-    return [{**make_dialogue(rng, area, i), "split": "val" if area["id"] in val_areas else "train"}
-            for area in bank["areas"] for i in range(per_area)]
+    out = []
+    for area in bank["areas"]:
+        held_out = area["id"] in val_areas
+        for i in range(per_area):
+            dialogue = make_dialogue(rng, area, i)
+            if not held_out or i < val_per_area:
+                out.append({**dialogue, "split": "val" if held_out else "train"})
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,10 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-area", type=int, default=70)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--val-areas", default=",".join(VAL_AREAS), help="comma-separated area ids held out for val")
+    parser.add_argument("--val-per-area", type=int, default=VAL_PER_AREA, help="dialogues kept of each held-out area")
     args = parser.parse_args(argv)
 
     bank = json.loads(args.bank.read_text(encoding="utf-8"))
-    dialogues = generate(bank, args.per_area, args.seed, tuple(a for a in args.val_areas.split(",") if a))
+    dialogues = generate(bank, args.per_area, args.seed, tuple(a for a in args.val_areas.split(",") if a),
+                         args.val_per_area)
     write_jsonl(args.output, dialogues)
     print(f"gen_interview_data: {len(dialogues)} dialogues over {len(bank['areas'])} areas -> {args.output}")
     return 0

@@ -8,11 +8,16 @@ Accepts, in JSON-list or JSONL files, two kinds of record (detected per record):
     assistant turn, so the model learns to follow up, change topic and close;
   - a single generation task in seed 001's schema (data/schema/interview_task.schema.json):
     task / context / user_answer / speech_analysis -> expected_output.
-Every row gets seed 000's system prompt. Rows that fail validation are reported with file, row
-index, field and reason and are left out; nothing else is dropped. Output: DIR/train.json and
-DIR/val.json, registered in dataset_info.json as NAME_train and NAME_val. A dialogue with a `split`
-field ("train" / "val") goes where it says: the generator splits by area, so that validation asks
-questions training never saw; rows without one are split 90/10, seeded.
+Every row gets seed 000's system prompt (a dialogue's also its job and topics). Rows that fail
+validation are reported with file, row index, field and reason and are left out; nothing else is
+dropped. Two formats of the same dialogues (scripts/interview_format.py):
+  - DIR/train.json, DIR/val.json (NAME_train / NAME_val): one row per dialogue, every interviewer turn
+    trained (GPU recipes);
+  - DIR/window_train.json, DIR/window_val.json (NAME_window_train / _val): one row per interviewer turn,
+    the plan, the round and the last turns in the prompt (the CPU recipe: short rows, closings included).
+A dialogue with a `split` field ("train" / "val") goes where it says: the generator splits by area, so
+that validation asks questions training never saw; rows without one are split 90/10, seeded, per
+dialogue (its window rows follow it).
 """
 
 from __future__ import annotations
@@ -30,15 +35,17 @@ from scripts.common import (
     schema_problem,
     schema_validator,
     split_arguments,
+    split_train_val,
     write_split,
 )
+from scripts.interview_format import training_rows
 from scripts.prompts import INTERVIEWER_SYSTEM_PROMPT, MAX_INTERVIEWER_ROUNDS
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "data" / "schema"
 DEFAULT_INPUT = Path("data/raw/interview_dialogues.jsonl")
 DEFAULT_OUTPUT_DIR = Path("data/interview")
 
-ROLE_TO_SHAREGPT = {"candidate": "human", "interviewer": "gpt"}
+DIALOGUE = "_dialogue"  # the raw dialogue, kept on a converted row until the window rows are made
 TASK_INSTRUCTIONS = {
     "generate_follow_up": "请针对候选人的回答进行追问。",
     "generate_question": "请提出一个新的面试问题。",
@@ -69,17 +76,36 @@ def dialogue_problem(record: dict) -> tuple[str, str] | None:
     return None
 
 
+def sharegpt_row(row_id: str, system: str, chat: list[dict], target: str) -> dict:
+    turns = [{"from": "human" if m["role"] == "user" else "gpt", "value": m["content"]} for m in chat]
+    return {"id": row_id, "system": system, "conversations": turns + [{"from": "gpt", "value": target}]}
+
+
 def convert_dialogue(record: dict) -> dict:
-    row = {
-        "id": record["id"],
-        "system": INTERVIEWER_SYSTEM_PROMPT,
-        "conversations": [
-            {"from": ROLE_TO_SHAREGPT[m["role"]], "value": m["content"]} for m in record["messages"]
-        ],
-    }
+    """The whole-format row; the dialogue itself rides along (DIALOGUE) for the window rows."""
+    plan = {"job": record["job"], "topics": record.get("topics")}
+    (system, chat, target), = training_rows("whole", record["messages"], **plan)
+    row = {**sharegpt_row(record["id"], system, chat, target), DIALOGUE: {"messages": record["messages"], **plan}}
     if "split" in record:  # a split chosen upstream (by topic) is kept; write_split uses it and drops the key
         row["split"] = record["split"]
     return row
+
+
+def window_rows(row: dict) -> list[dict]:
+    """One window-format row per interviewer turn of a dialogue row, in its split; other rows as they are."""
+    if DIALOGUE not in row:
+        return [row]
+    return [{**sharegpt_row(f"{row['id']}#{k}", system, chat, target), "split": row["split"]}
+            for k, (system, chat, target) in enumerate(training_rows("window", **row[DIALOGUE]))]
+
+
+def with_splits(rows: list[dict], val_ratio: float, seed: int) -> list[dict]:
+    """Every row with its split: the upstream one, else a seeded val_ratio share of the others. Decided per
+    dialogue, so the window rows of one dialogue never straddle train and val."""
+    free = [i for i, row in enumerate(rows) if row.get("split") not in ("train", "val")]
+    train, val = split_train_val(free, val_ratio, seed)
+    chosen = {**{i: "train" for i in train}, **{i: "val" for i in val}}
+    return [row if i not in chosen else {**row, "split": chosen[i]} for i, row in enumerate(rows)]
 
 
 def render_task_prompt(record: dict) -> str:
@@ -104,7 +130,7 @@ def render_task_prompt(record: dict) -> str:
     return "\n".join(lines)
 
 
-def convert_task(record: dict) -> dict:
+def convert_task(record: dict) -> dict:  # a one-turn task: the same row in both formats
     return {
         "system": INTERVIEWER_SYSTEM_PROMPT,
         "conversations": [
@@ -148,9 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows, rejections, read = convert_files(args.input)
     exit_if_nothing_converted("prepare_interview", read, rows, rejections)
-    split = write_split(rows, args, {"formatting": "sharegpt",
-                                     "columns": {"messages": "conversations", "system": "system"}})
-    report("prepare_interview", read, len(rows), rejections, f" ({split})")
+    rows = with_splits(rows, args.val_ratio, args.seed)
+    entry = {"formatting": "sharegpt", "columns": {"messages": "conversations", "system": "system"}}
+    whole = write_split([{k: v for k, v in row.items() if k != DIALOGUE} for row in rows], args, entry)
+    window = write_split([r for row in rows for r in window_rows(row)], args, entry, variant="window")
+    report("prepare_interview", read, len(rows), rejections, f" (whole dialogues: {whole}; one row per "
+           f"interviewer turn: {window})")
     return 0
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from eval.interview_session import plan_move
 from scripts import chat
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,11 +80,11 @@ def test_closing_when_topics_run_out(tiny_qwen3, tmp_path):
 
 
 def test_plan_move_rules_that_hold_over_the_decider():
-    assert chat.plan_move("FOLLOW_UP", "这个我不清楚", 0) == "NEXT_TOPIC"
-    assert chat.plan_move("END", "没接触过", 3) == "NEXT_TOPIC"
-    assert chat.plan_move("FOLLOW_UP", GOOD, 3) == "END"
-    assert chat.plan_move("FOLLOW_UP", GOOD, 2) == "FOLLOW_UP"
-    assert chat.plan_move("END", GOOD, 1) == "END"
+    assert plan_move("FOLLOW_UP", "这个我不清楚", 0) == "NEXT_TOPIC"
+    assert plan_move("END", "没接触过", 3) == "NEXT_TOPIC"
+    assert plan_move("FOLLOW_UP", GOOD, 3) == "END"
+    assert plan_move("FOLLOW_UP", GOOD, 2) == "FOLLOW_UP"
+    assert plan_move("END", GOOD, 1) == "END"
 
 
 def test_newest_interview_adapter_is_found(tmp_path, monkeypatch):
@@ -101,8 +102,11 @@ def test_newest_interview_adapter_is_found(tmp_path, monkeypatch):
     found = chat.trained_interviewers()
     assert [adapter.relative_to(tmp_path).as_posix() for _, _, adapter in found] == [
         "runs/a/sft", "runs/b/sft/checkpoint-5", "runs/b/sft"]  # the fc adapter is no interviewer
-    args = argparse.Namespace(model=None, template=None, recipe=None, adapter=None, no_adapter=False)
-    assert chat.resolve_model(args) == ("m", tmp_path / "runs/b/sft", "t")
+    args = argparse.Namespace(model=None, template=None, recipe=None, adapter=None, no_adapter=False, format=None)
+    assert chat.resolve_model(args) == ("m", tmp_path / "runs/b/sft", "t", "whole")
+    (tmp_path / "configs/b.yaml").write_text(  # a window-format recipe is asked in the window format
+        "stage: sft\ndataset: interview_window_train\nmodel_name_or_path: m\ntemplate: t\noutput_dir: runs/b/sft\n")
+    assert chat.resolve_model(args)[3] == "window"
 
 
 def test_no_trained_interviewer_is_a_clear_error(tmp_path, monkeypatch):

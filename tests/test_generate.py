@@ -116,3 +116,18 @@ def test_a_cut_multibyte_character_is_dropped_not_replaced(tiny_qwen3):
     assert decode_complete(tokenizer, ids[:-1]) == "好的"          # the partial character is dropped
     assert decode_complete(tokenizer, ids[:-2]) == "好的"
     assert decode_complete(tokenizer, ids) == "好的缓"              # complete text is untouched
+
+
+def test_no_repeat_new_ngrams_bans_only_repeats_of_the_new_tokens():
+    import torch
+
+    from eval.generate import NoRepeatNewNgrams
+
+    guard = NoRepeatNewNgrams(3, prompt_width=2)
+    # prompt [5, 6]; new tokens 1 2 9 1 2: the 3-gram (1, 2, 9) is in the new tokens, so 9 is banned
+    ids = torch.tensor([[5, 6, 1, 2, 9, 1, 2], [5, 6, 5, 6, 7, 7, 5]])
+    scores = guard(ids, torch.zeros(2, 10))
+    assert scores[0, 9] == -float("inf") and (scores[0, :9] == 0).all()
+    # row 2: the prompt's (5, 6) is no history of the new tokens; (7, 5) never continued before: nothing banned
+    assert (scores[1] == 0).all()
+    assert (guard(ids[:, :4], torch.zeros(2, 10)) == 0).all()  # fewer new tokens than n

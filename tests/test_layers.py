@@ -8,9 +8,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 # Shared leaf modules: they import no other module of this repository but each other.
 LEAVES = {"scripts.common", "scripts.prompts", "scripts.speech", "scripts.recipes", "scripts.hardware",
-          "scripts.lock", "scripts.select_torch", "scripts.runs"}
+          "scripts.lock", "scripts.select_torch", "scripts.runs", "scripts.interview_format"}
 # eval/ modules that are command-line entry points rather than libraries.
-EVAL_ENTRY_POINTS = {"eval.run_eval"}
+EVAL_ENTRY_POINTS = {"eval.run_eval", "eval.simulate"}
 
 
 def module_name(path: Path) -> str:

@@ -42,9 +42,15 @@ def mutate(fn):
 def test_good_dialogue_converts_to_sharegpt():
     row, problem = prep.convert_record(GOOD)
     assert problem is None
-    assert row["system"] == INTERVIEWER_SYSTEM_PROMPT
+    assert row["system"] == INTERVIEWER_SYSTEM_PROMPT + "\n岗位：后端开发工程师"  # the persona, then the plan
     assert [t["from"] for t in row["conversations"]] == ["human", "gpt", "human", "gpt"]
     assert row["conversations"][-1]["value"].endswith("点评：基础不足。")
+    first, closing = prep.window_rows({**row, "split": "train"})
+    assert first["id"] == "redis-1#0" and closing["id"] == "redis-1#1" and closing["split"] == "train"
+    assert first["system"].endswith("当前轮次：第 1 轮（最多 10 轮）") and "第 2 轮" in closing["system"]
+    assert closing["conversations"] == [
+        {"from": "human", "value": "面试官：Redis 的持久化机制有哪些？\n候选人：不太了解。"},
+        {"from": "gpt", "value": GOOD["messages"][-1]["content"]}]
 
 
 def test_generation_task_converts_with_rendered_prompt():
@@ -112,13 +118,17 @@ def test_cli_is_deterministic_and_registers_datasets(tmp_path):
     for run in range(2):
         out = tmp_path / f"out{run}"
         assert prep.main(["--input", str(raw), "--output-dir", str(out), "--dataset-info", str(info)]) == 0
-        outputs.append(((out / "train.json").read_bytes(), (out / "val.json").read_bytes()))
+        outputs.append(tuple((out / f"{stem}{split}.json").read_bytes()
+                             for stem in ("", "window_") for split in ("train", "val")))
     assert outputs[0] == outputs[1]
-    train, val = (json.loads(b) for b in outputs[0])
-    assert len(train) == 18 and len(val) == 2
+    train, val, window_train, window_val = (json.loads(b) for b in outputs[0])
+    assert len(train) == 18 and len(val) == 2 and len(window_train) == 36 and len(window_val) == 4
     assert not {r["id"] for r in train} & {r["id"] for r in val}
+    # a dialogue's window rows follow it into its split
+    assert {r["id"].split("#")[0] for r in window_val} == {r["id"] for r in val}
     registered = json.loads(info.read_text(encoding="utf-8"))
-    assert set(registered) == {"other", "interview_train", "interview_val"}
+    assert set(registered) == {"other", "interview_train", "interview_val", "interview_window_train",
+                               "interview_window_val"}
     assert registered["interview_val"]["columns"] == {"messages": "conversations", "system": "system"}
 
 
@@ -165,12 +175,15 @@ def test_shipped_raw_data_is_what_the_generator_writes(tmp_path):
     assert out.read_bytes() == (REPO / "data/raw/interview_dialogues.jsonl").read_bytes()
 
 
-def test_the_shipped_split_measures_generalisation():
-    """Val shares no bank question with train, and at most 10% of its interviewer turns appear verbatim
-    in train (a random split of the same data: 86%); at least 500 dialogues in all."""
-    train = json.loads((REPO / "data/interview/train.json").read_text(encoding="utf-8"))
-    val = json.loads((REPO / "data/interview/val.json").read_text(encoding="utf-8"))
-    assert len(train) + len(val) >= 500 and len(val) >= 50
+@pytest.mark.parametrize("stem", ["", "window_"])
+def test_the_shipped_split_measures_generalisation(stem):
+    """In both formats, val shares no bank question with train, and at most 10% of its interviewer turns
+    appear verbatim in train (a random split of the same data: 86%); at least 500 dialogues in all."""
+    train = json.loads((REPO / f"data/interview/{stem}train.json").read_text(encoding="utf-8"))
+    val = json.loads((REPO / f"data/interview/{stem}val.json").read_text(encoding="utf-8"))
+    dialogues = {row["id"].split("#")[0] for row in train + val}
+    assert len(dialogues) >= 500 and len(val) >= 20
+    assert not {r["id"].split("#")[0] for r in train} & {r["id"].split("#")[0] for r in val}
 
     def turns(rows):
         return [c["value"] for r in rows for c in r["conversations"] if c["from"] == "gpt"]
@@ -183,6 +196,24 @@ def test_the_shipped_split_measures_generalisation():
     train_text, val_text = "\n".join(train_turns), "\n".join(val_turns)
     assert not [q for q in questions if q in val_text and q in train_text]
     assert all("split" not in row for row in train + val)
+
+
+def test_window_rows_carry_plan_round_and_last_turns_and_every_closing():
+    """One window row per interviewer turn; the last of each dialogue is its closing, written at the round
+    the system prompt states."""
+    raw = [json.loads(line) for line in (REPO / "data/raw/interview_dialogues.jsonl").read_text("utf-8").splitlines()]
+    window = json.loads((REPO / "data/interview/window_train.json").read_text(encoding="utf-8"))
+    by_id = {row["id"]: row for row in window}
+    train = [d for d in raw if d["split"] == "train"]
+    assert len(window) == sum(m["role"] == "interviewer" for d in train for m in d["messages"])
+    for dialogue in train[:50]:
+        rounds = sum(m["role"] == "interviewer" for m in dialogue["messages"])
+        last = by_id[f"{dialogue['id']}#{rounds - 1}"]
+        assert last["conversations"][-1]["value"] == dialogue["messages"][-1]["content"]
+        assert "综合评分" in last["conversations"][-1]["value"] and f"第 {rounds} 轮" in last["system"]
+        assert all(topic in last["system"] for topic in dialogue["topics"])
+        assert last["conversations"][0]["value"].endswith(dialogue["messages"][-2]["content"])
+        assert len(last["conversations"]) == 2  # one prompt, one target: every row trains one turn
 
 
 def test_rows_with_a_split_go_where_it_says_and_the_rest_are_split_seeded(tmp_path):
