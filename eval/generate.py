@@ -181,10 +181,11 @@ class NoRepeatNewNgrams:
 @torch.inference_mode()
 def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int, batch_size: int,
                  stop_ids: list[int], desc: str = "generate", static_cache: bool | None = None,
-                 no_repeat_ngram: int | None = None) -> list[list[int]]:
+                 no_repeat_ngram: int | None = None, bad_words_ids: list[list[int]] | None = None) -> list[list[int]]:
     """Greedy new-token ids for each prompt (up to and including a stop token), in the order given.
     static_cache: None = on CPU only (bench/ compares both). no_repeat_ngram: ban repeating an n-gram of
-    the new tokens (NoRepeatNewNgrams); None for the plain greedy path that make eval uses."""
+    the new tokens (NoRepeatNewNgrams); bad_words_ids: token sequences never generated. None for the plain greedy
+    path that make eval uses."""
     from transformers import LogitsProcessorList
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
@@ -206,7 +207,8 @@ def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: 
         guard = LogitsProcessorList([NoRepeatNewNgrams(no_repeat_ngram, width)] if no_repeat_ngram else [])
         generated = model.generate(
             input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device), max_new_tokens=max_new_tokens,
-            do_sample=False, num_beams=1, eos_token_id=stop_ids, pad_token_id=pad_id, logits_processor=guard, **cache,
+            do_sample=False, num_beams=1, eos_token_id=stop_ids, pad_token_id=pad_id, logits_processor=guard,
+            **({"bad_words_ids": bad_words_ids} if bad_words_ids else {}), **cache,
         )
         for row, i in enumerate(batch):
             new = generated[row, width:].cpu().tolist()
