@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from scripts.common import registered_dataset
 from scripts.prompts import DECISION_LABELS
+from scripts.recipes import training_dataset
 
 ROLE = {"human": "user", "gpt": "assistant", "function_call": "function", "observation": "observation"}
 TARGET_ROLES = {"gpt", "function_call"}
@@ -23,7 +24,7 @@ class Example:
 
 def eval_dataset(recipe: dict):
     """(file, task) of the recipe's eval_dataset, or of its training dataset with _train -> _val."""
-    name = recipe.get("eval_dataset") or str(recipe["dataset"]).split(",")[0].strip().replace("_train", "_val")
+    name = recipe.get("eval_dataset") or training_dataset(recipe).replace("_train", "_val")
     path, entry = registered_dataset(recipe.get("dataset_dir", "."), name)
     return path, "fc" if "tools" in entry.get("columns", {}) else "text"
 

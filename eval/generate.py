@@ -178,6 +178,24 @@ class NoRepeatNewNgrams:
         return scores
 
 
+def generation_controls(prompt_width: int, no_repeat_ngram: int | None = None,
+                        bad_words_ids: list[list[int]] | None = None) -> dict:
+    """model.generate keyword arguments for the optional guards: NoRepeatNewNgrams over the tokens after
+    prompt_width, and token sequences never generated."""
+    from transformers import LogitsProcessorList
+
+    controls = {"logits_processor": LogitsProcessorList(
+        [NoRepeatNewNgrams(no_repeat_ngram, prompt_width)] if no_repeat_ngram else [])}
+    if bad_words_ids:
+        controls["bad_words_ids"] = bad_words_ids
+    return controls
+
+
+def cut_at_stop(new: list[int], stop_ids: list[int]) -> list[int]:
+    """New tokens up to and including the first stop token (what follows it is padding)."""
+    return new[:next((k + 1 for k, token in enumerate(new) if token in stop_ids), len(new))]
+
+
 @torch.inference_mode()
 def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int, batch_size: int,
                  stop_ids: list[int], desc: str = "generate", static_cache: bool | None = None,
@@ -186,8 +204,6 @@ def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: 
     static_cache: None = on CPU only (bench/ compares both). no_repeat_ngram: ban repeating an n-gram of
     the new tokens (NoRepeatNewNgrams); bad_words_ids: token sequences never generated. None for the plain greedy
     path that make eval uses."""
-    from transformers import LogitsProcessorList
-
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     # CPU: a preallocated KV cache is written in place; the default one is re-concatenated every step.
@@ -204,16 +220,13 @@ def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: 
             ids = prompts[i]
             input_ids[row, width - len(ids):] = torch.tensor(ids)
             attention[row, width - len(ids):] = 1
-        guard = LogitsProcessorList([NoRepeatNewNgrams(no_repeat_ngram, width)] if no_repeat_ngram else [])
         generated = model.generate(
             input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device), max_new_tokens=max_new_tokens,
-            do_sample=False, num_beams=1, eos_token_id=stop_ids, pad_token_id=pad_id, logits_processor=guard,
-            **({"bad_words_ids": bad_words_ids} if bad_words_ids else {}), **cache,
+            do_sample=False, num_beams=1, eos_token_id=stop_ids, pad_token_id=pad_id,
+            **generation_controls(width, no_repeat_ngram, bad_words_ids), **cache,
         )
         for row, i in enumerate(batch):
-            new = generated[row, width:].cpu().tolist()
-            cut = next((k + 1 for k, token in enumerate(new) if token in stop_ids), len(new))
-            outputs[i] = new[:cut]  # what follows the stop token is padding
+            outputs[i] = cut_at_stop(generated[row, width:].cpu().tolist(), stop_ids)
     return outputs
 
 

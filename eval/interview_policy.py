@@ -105,6 +105,17 @@ def questions(turn: str) -> set[str]:
     return found
 
 
+def repeats(turn: str, asked: set[str]) -> bool:
+    """Does the turn contain one of the questions already asked (repeated_question)?"""
+    text = core(turn)
+    return any(q in text for q in asked)
+
+
+def asks_again(turn: str, earlier: list[str]) -> bool:
+    """Does the turn ask again a question of the earlier interviewer turns (repeated_question)?"""
+    return repeats(turn, set().union(*map(questions, earlier)))
+
+
 def declares_unknown(answer: str) -> bool:
     """At most UNKNOWN_MAX_CHARS characters, some clause says not knowing, and no clause says anything
     else ("有 JDK 代理和 CGLIB 两种，区别我说不太清楚" is a partial answer, not a declared unknown)."""
@@ -161,12 +172,12 @@ def verdict(transcript: Any) -> dict:
     interviewer = [(i, text) for i, (role, text) in enumerate(messages) if role == "interviewer"]
     score = closing_score(interviewer[-1][1]) if interviewer else None
 
-    repeated = False
-    for k, (_, text) in enumerate(interviewer):
-        later = [core(t) for _, t in interviewer[k + 1:]]
-        if any(q in turn for q in questions(text) for turn in later):
+    repeated, asked = False, set()
+    for _, text in interviewer:
+        if repeats(text, asked):
             repeated = True
             break
+        asked |= questions(text)
 
     answers = [(i, text) for i, (role, text) in enumerate(messages) if role == "candidate"
                and i > 0 and messages[i - 1][0] == "interviewer"]  # answers to a question (not the greeting)

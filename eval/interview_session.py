@@ -17,7 +17,8 @@ Prompts are rendered by scripts/interview_format.py in the format the model was 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -25,8 +26,15 @@ import torch
 from eval.classifier import classifier_text, classify, find_classifier, load_classifier
 from eval.datasets import Example
 from eval.decision_rules import decide as rule_decision
-from eval.generate import NoRepeatNewNgrams, decode_complete, encode_prompt, generate_ids, stop_token_ids
-from eval.interview_policy import PASS_SCORE, core, declares_unknown, questions
+from eval.generate import (
+    cut_at_stop,
+    decode_complete,
+    encode_prompt,
+    generate_ids,
+    generation_controls,
+    stop_token_ids,
+)
+from eval.interview_policy import PASS_SCORE, asks_again, core, declares_unknown
 from scripts.common import relative_to_repo
 from scripts.interview_format import interviewer_prompt
 from scripts.prompts import (
@@ -111,15 +119,11 @@ class Interviewer:
         ids = torch.tensor([prompt], device=self.model.device)
         torch.manual_seed(self.seed + self.calls)  # same seed + same answers = same interview
         self.calls += 1
-        from transformers import LogitsProcessorList
-
-        guard = LogitsProcessorList([NoRepeatNewNgrams(self.no_repeat_ngram, len(prompt))] if self.no_repeat_ngram else [])
         out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=budget,
-                                  logits_processor=guard, do_sample=True,
-                                  **({"bad_words_ids": bad_words_ids} if bad_words_ids else {}), temperature=self.sampling.temperature, top_p=self.sampling.top_p,
-                                  eos_token_id=self.stop_ids, pad_token_id=self.stop_ids[0])
-        new = out[0, ids.shape[1]:].tolist()
-        return new[:next((k + 1 for k, t in enumerate(new) if t in self.stop_ids), len(new))]
+                                  do_sample=True, temperature=self.sampling.temperature, top_p=self.sampling.top_p,
+                                  eos_token_id=self.stop_ids, pad_token_id=self.stop_ids[0],
+                                  **generation_controls(len(prompt), self.no_repeat_ngram, bad_words_ids))
+        return cut_at_stop(out[0, ids.shape[1]:].tolist(), self.stop_ids)
 
     @torch.inference_mode()
     def score(self, request: TurnRequest, ceiling: int = 99) -> int:
@@ -144,19 +148,18 @@ class Interviewer:
         score = self.score(TurnRequest(request.messages, request.job, request.topics, CLOSING), ceiling)
         prefill = f"{CLOSING}{score}{AFTER_SCORE}"
         text, = self.write([TurnRequest(request.messages, request.job, request.topics, prefill)],
-                           max_new_tokens=CLOSING_MAX_NEW_TOKENS, bad_words_ids=self.question_marks())
+                           max_new_tokens=CLOSING_MAX_NEW_TOKENS, bad_words_ids=self.question_marks)
         return text, score
 
+    @cached_property
     def question_marks(self) -> list[list[int]]:
         """Token sequences that write a question mark: every token whose text has one, and each mark's own
         encoding (a byte-level tokenizer may spell "？" in two tokens). A review asks nothing; a small model
         would otherwise go on to repeat an earlier question in it."""
-        if not hasattr(self, "_question_marks"):
-            marks = ("?", "？")
-            single = [[i] for i in range(len(self.tokenizer)) if any(m in self.tokenizer.decode([i]) for m in marks)]
-            spelled = [ids for m in marks if len(ids := self.tokenizer.encode(m, add_special_tokens=False)) > 1]
-            self._question_marks = single + spelled
-        return self._question_marks
+        marks = ("?", "？")
+        single = [[i] for i in range(len(self.tokenizer)) if any(m in self.tokenizer.decode([i]) for m in marks)]
+        spelled = [ids for m in marks if len(ids := self.tokenizer.encode(m, add_special_tokens=False)) > 1]
+        return single + spelled
 
 
 class Decider:
@@ -197,7 +200,10 @@ class Steering:
     topic: int = 0
     depth: int = 0
     unknown_streak: int = 0
-    decisions: list[dict] = field(default_factory=list)
+
+    @property
+    def on_last_topic(self) -> bool:
+        return self.topic + 1 >= len(self.topics)
 
     def opening(self) -> str:
         return move_prefill(OPENINGS[0], job=self.job, topic=self.topics[0])
@@ -208,13 +214,11 @@ class Steering:
         label = decider.label(question, answer, context)
         move = plan_move(label, answer, self.depth)
         self.unknown_streak = self.unknown_streak + 1 if says_unknown(answer) else 0
-        if move != "FOLLOW_UP" and self.topic + 1 >= len(self.topics):
+        if move != "FOLLOW_UP" and self.on_last_topic:
             move = "CLOSE"  # no topic left
         if interviewer_rounds >= MAX_INTERVIEWER_ROUNDS - 1 or self.unknown_streak >= UNKNOWN_STREAK_CLOSE:
             move = "CLOSE"  # the last round, or nothing left to find
-        decision = {"label": label, "move": move, "decider": decider.name, **context}
-        self.decisions.append(decision)
-        return move, decision
+        return move, {"label": label, "move": move, "decider": decider.name, **context}
 
     def score_ceiling(self, answers: list[str]) -> int:
         """The highest score the closing may give: below the pass mark when more than half of the answers
@@ -222,6 +226,11 @@ class Steering:
         the score (SCORE_INJECTION); else 99."""
         nothing = sum(declares_unknown(a) or not core(a) or bool(SCORE_INJECTION.search(a)) for a in answers)
         return PASS_SCORE - 1 if answers and 2 * nothing > len(answers) else 99
+
+    def close(self, interviewer: Interviewer, request: TurnRequest) -> tuple[str, int]:
+        """The closing, its score at most score_ceiling of the candidate's answers (the greeting aside)."""
+        answers = [m["content"] for m in request.messages[1:] if m["role"] == "candidate"]
+        return interviewer.close(request, self.score_ceiling(answers))
 
     def prefill(self, move: str) -> str:
         """The start of the next turn for FOLLOW_UP / NEXT_TOPIC / END (and the plan advanced)."""
@@ -234,19 +243,13 @@ class Steering:
         return move_prefill(WRAP_TOPIC[0], topic=current, next=self.topics[self.topic])
 
 
-def asks_again(turn: str, earlier: list[str]) -> bool:
-    """Does the turn ask a question an earlier interviewer turn asked (the policy's repeated_question)?"""
-    text = core(turn)
-    return any(q in text for e in earlier for q in questions(e))
-
-
 def without_repeat(interviewer: Interviewer, steering: Steering, request_for, text: str, move: str,
                    earlier: list[str]) -> tuple[str | None, str]:
     """(turn, move) for a steered turn: one that asks again what an earlier turn asked is replaced by the
     next topic's opening (END), as often as that too repeats; with no topic left, (None, "CLOSE").
     request_for(prefill) -> TurnRequest."""
     while asks_again(text, earlier):
-        if steering.topic + 1 >= len(steering.topics):
+        if steering.on_last_topic:
             return None, "CLOSE"
         move = "END"
         text, = interviewer.write([request_for(steering.prefill(move))])

@@ -61,7 +61,7 @@ from scripts.common import (
 from scripts.gen_interview_data import GREETINGS, UNKNOWN_ANSWERS, VAL_AREAS, candidate_answer
 from scripts.interview_format import format_of_dataset
 from scripts.prompts import MAX_INTERVIEWER_ROUNDS
-from scripts.recipes import read_recipe
+from scripts.recipes import read_recipe, training_dataset
 
 DEFAULT_BANK = REPO_ROOT / "data" / "bank" / "question_bank.json"
 SKILLS = {"detailed": 3, "partial": 2, "hesitant": 1, "unknown": 0}  # the simulated skill's rank
@@ -175,7 +175,7 @@ def scripted_candidates(path: Path, job: str, topics: list[str], seed: int) -> l
     """Candidates from a JSONL file; every bad line is reported (file, line, field), then it exits."""
     problems, out, seen = [], [], set()
     for line, record in read_records(path):
-        where = f"{path}: line {line + 1}"
+        where, found = f"{path}: line {line + 1}", len(problems)
         if not isinstance(record, dict):
             problems.append(f"{where}: expected a JSON object")
             continue
@@ -194,7 +194,7 @@ def scripted_candidates(path: Path, job: str, topics: list[str], seed: int) -> l
         own_topics = record.get("topics", topics)
         if not isinstance(own_topics, list) or not own_topics or not all(isinstance(t, str) and t for t in own_topics):
             problems.append(f"{where}: topics: a non-empty list of strings")
-        if problems and problems[-1].startswith(where):
+        if len(problems) > found:
             continue
         out.append(Candidate(cid, "scripted", str(record.get("job") or job), own_topics, rank=skill,
                              answers=answers, seed=seed))
@@ -205,7 +205,7 @@ def scripted_candidates(path: Path, job: str, topics: list[str], seed: int) -> l
 
 def topics_seen_in_training(recipe: dict, topics: set[str]) -> list[str]:
     """The candidates' topics that appear anywhere in the recipe's training file."""
-    path, _ = registered_dataset(recipe.get("dataset_dir", "."), str(recipe["dataset"]).split(",")[0].strip())
+    path, _ = registered_dataset(recipe.get("dataset_dir", "."), training_dataset(recipe))
     text = core(Path(path).read_text(encoding="utf-8"))
     return sorted(t for t in topics if core(t) and core(t) in text)
 
@@ -235,9 +235,8 @@ class Interview:
             self.ended_by = "round_cap"
 
     def close(self, interviewer: Interviewer, max_rounds: int) -> None:
-        """The steered closing, its score capped by how the candidate answered (Steering.score_ceiling)."""
-        answers = [m["content"] for m in self.messages[1:] if m["role"] == "candidate"]
-        closing, _ = interviewer.close(self.request(), self.steering.score_ceiling(answers))
+        """The steered closing (Steering.close: its score capped by how the candidate answered)."""
+        closing, _ = self.steering.close(interviewer, self.request())
         self.interviewer_says(closing, max_rounds, "CLOSE")
 
     def transcript(self, model: str, mode: str) -> dict:
@@ -315,11 +314,12 @@ def skill_agreement(transcripts: list[dict], verdicts: list[dict], seed: int) ->
     return {"n": len(pairs), **estimate_dict(estimate)}
 
 
-def summarize(runs: dict[str, list[dict]], seed: int) -> dict:
-    """runs: {run name: transcripts}; run names are "<model>" (free) and "<model>_steered"."""
+def summarize(runs: dict[str, list[dict]], verdicts_of: dict[str, list[dict]], seed: int) -> dict:
+    """runs: {run name: transcripts}, verdicts_of: {run name: their verdicts}; run names are "<model>"
+    (free) and "<model>_steered"."""
     out = {}
     for name, transcripts in runs.items():
-        verdicts = [verdict(t) for t in transcripts]
+        verdicts = verdicts_of[name]
         values = per_check_values(verdicts)
         estimates = stats.intervals(stats.mean_statistic(values), len(verdicts), seed=seed)
         injection = next((v["score"] for t, v in zip(transcripts, verdicts) if t["id"] == "adv-injection"), None)
@@ -338,12 +338,12 @@ def summarize(runs: dict[str, list[dict]], seed: int) -> dict:
     return out
 
 
-def differences(runs: dict[str, list[dict]], pairs: list[tuple[str, str]], seed: int) -> list[dict]:
+def differences(verdicts_of: dict[str, list[dict]], pairs: list[tuple[str, str]], seed: int) -> list[dict]:
     out = []
     for a, b in pairs:
-        va = per_check_values([verdict(t) for t in runs[a]])
-        vb = per_check_values([verdict(t) for t in runs[b]])
-        diff = stats.paired_differences(stats.mean_statistic(va), stats.mean_statistic(vb), len(runs[a]), seed=seed)
+        va, vb = per_check_values(verdicts_of[a]), per_check_values(verdicts_of[b])
+        diff = stats.paired_differences(stats.mean_statistic(va), stats.mean_statistic(vb), len(verdicts_of[a]),
+                                        seed=seed)
         out += [{"a": a, "b": b, "metric": key, **estimate_dict(d)} for key, d in diff.items()]
     return out
 
@@ -453,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_rounds < 2 or args.per_skill < 0:
         parser.error("--max-rounds is at least 2, --per-skill at least 0")
     recipe = read_recipe(args.recipe)
-    fmt = format_of_dataset(recipe["dataset"])
+    fmt = format_of_dataset(training_dataset(recipe))
     adapter = require_adapter(args.adapter or REPO_ROOT / recipe["output_dir"]) if "tuned" in models else None
     bank = json.loads(args.bank.read_text(encoding="utf-8"))
     areas = held_out_areas(bank, [a for a in args.areas.split(",") if a])
@@ -477,6 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer, _ = load_model(base_path, weights=False)
     template = get_template(tokenizer, recipe["template"])
     runs: dict[str, list[dict]] = {}
+    verdicts_of: dict[str, list[dict]] = {}
     timings = {}
     for model_name in models:
         model = load_for_eval(base_path, adapter if model_name == "tuned" else None, dtype)
@@ -488,8 +489,9 @@ def main(argv: list[str] | None = None) -> int:
             interviews = run_interviews(interviewer, candidates, mode, args.max_rounds, decider, model_name)
             timings[name] = round(time.time() - started, 1)
             runs[name] = [i.transcript(model_name, mode) for i in interviews]
+            verdicts_of[name] = [verdict(t) for t in runs[name]]
             write_jsonl(output / f"transcripts_{name}.jsonl", runs[name])
-            write_jsonl(output / f"verdicts_{name}.jsonl", [verdict(t) for t in runs[name]])
+            write_jsonl(output / f"verdicts_{name}.jsonl", verdicts_of[name])
         del model
 
     pairs = [(f"tuned{s}", f"base{s}") for s in ("", "_steered") if f"tuned{s}" in runs and f"base{s}" in runs]
@@ -499,7 +501,8 @@ def main(argv: list[str] | None = None) -> int:
               "topics_seen_in_training": seen, "max_rounds": args.max_rounds, "seed": args.seed,
               "no_repeat_ngram": args.no_repeat_ngram, "max_new_tokens": args.max_new_tokens,
               "decider": decider.name if decider else None, "dtype": why,
-              "pairs": pairs, "runs": summarize(runs, args.seed), "differences": differences(runs, pairs, args.seed)}
+              "pairs": pairs, "runs": summarize(runs, verdicts_of, args.seed),
+              "differences": differences(verdicts_of, pairs, args.seed)}
     write_json(output / "report.json", report)
     write_json(output / "timings.json", {"seconds": timings})  # apart: report.json is byte-identical run to run
     atomic_write_text(output / "report.md", markdown(report))

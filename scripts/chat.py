@@ -34,7 +34,7 @@ from eval.interview_session import AFTER_SCORE, Decider, Interviewer, Sampling, 
 from scripts.common import REPO_ROOT, relative_to_repo, write_json
 from scripts.interview_format import FORMATS, format_of_dataset
 from scripts.prompts import MAX_INTERVIEWER_ROUNDS
-from scripts.recipes import read_recipe
+from scripts.recipes import read_recipe, training_dataset
 
 QUIT_COMMANDS = {"/quit", "/exit", "/q"}
 
@@ -104,7 +104,7 @@ def resolve_model(args) -> tuple[str, Path | None, str, str]:
         adapter = Path(recipe["output_dir"])
     if args.no_adapter:
         adapter = None
-    fmt = args.format or (format_of_dataset(recipe["dataset"]) if recipe else "whole")
+    fmt = args.format or (format_of_dataset(training_dataset(recipe)) if recipe else "whole")
     return base, adapter, args.template or recipe["template"], fmt
 
 
@@ -172,8 +172,7 @@ def run(session: Session, interviewer: Interviewer, decider: Decider, transcript
             earlier = [t.content for t in session.turns if t.role == "interviewer"]
             turn, move = without_repeat(interviewer, steering, session.request, turn, move, earlier)
         if turn is None:  # CLOSE, or a follow-up that would only ask again with no topic left
-            answers = [t.content for t in session.turns[1:] if t.role == "candidate"]
-            closing, session.score = interviewer.close(session.request(), steering.score_ceiling(answers))
+            closing, session.score = steering.close(interviewer, session.request())
             session.review = closing.split(AFTER_SCORE, 1)[1].strip()
             session.ended_by = "rounds" if session.interviewer_rounds >= MAX_INTERVIEWER_ROUNDS - 1 else "closing"
             say(Turn("interviewer", closing, move="CLOSE"), session, transcript)

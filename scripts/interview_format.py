@@ -33,8 +33,8 @@ SPACE = re.compile(r"\s+")
 
 
 def format_of_dataset(name: str) -> str:
-    """"window" for the interview_window_* datasets, "whole" for every other interview dataset."""
-    return "window" if str(name).split(",")[0].strip().startswith("interview_window") else "whole"
+    """"window" for an interview_window_* dataset, "whole" for every other interview dataset."""
+    return "window" if name.startswith("interview_window") else "whole"
 
 
 def _plain(text: str) -> str:

@@ -36,6 +36,11 @@ def read_recipe(path: Path) -> dict:
     return recipe
 
 
+def training_dataset(recipe: dict) -> str:
+    """The recipe's (first) training dataset name: `dataset` may list several, comma-separated."""
+    return str(recipe["dataset"]).split(",")[0].strip()
+
+
 def apply_overrides(recipe: dict, overrides: list[str]) -> dict:
     """`key=value` command-line overrides (values read as YAML) on top of a recipe, for the launchers."""
     import yaml

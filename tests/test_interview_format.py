@@ -12,6 +12,7 @@ from scripts.interview_format import (
     training_rows,
 )
 from scripts.prompts import INTERVIEWER_SYSTEM_PROMPT
+from scripts.recipes import training_dataset
 
 TOPICS = ["TCP 连接管理", "HTTP 与 HTTPS", "索引"]
 DIALOGUE = [
@@ -26,7 +27,7 @@ DIALOGUE = [
 
 def test_format_follows_the_dataset_name():
     assert format_of_dataset("interview_window_train") == "window"
-    assert format_of_dataset("interview_window_train, other") == "window"
+    assert format_of_dataset(training_dataset({"dataset": "interview_window_train, other"})) == "window"
     assert format_of_dataset("interview_train") == "whole"
 
 

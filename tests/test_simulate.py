@@ -125,13 +125,14 @@ def test_report_rates_intervals_and_skill_agreement():
 
     runs = {"base": [transcript(f"c{k}", k % 4, 50, k % 4 == 0) for k in range(8)],
             "tuned": [transcript(f"c{k}", k % 4, 40 + 10 * (k % 4), k % 4 == 0) for k in range(8)]}
-    summary = simulate.summarize(runs, seed=0)
+    verdicts_of = {name: [verdict(t) for t in transcripts] for name, transcripts in runs.items()}
+    summary = simulate.summarize(runs, verdicts_of, seed=0)
     tuned = summary["tuned"]
     assert tuned["rates"]["closed_with_score"]["value"] == 1.0
     assert tuned["rates"]["moves_on_after_unknown"]["applies"] == 2
     assert tuned["skill_vs_score_spearman"]["value"] == 1.0 and tuned["skill_vs_score_spearman"]["n"] == 8
     assert summary["base"]["skill_vs_score_spearman"]["value"] is None  # a constant score says nothing
-    diffs = simulate.differences(runs, [("tuned", "base")], seed=0)
+    diffs = simulate.differences(verdicts_of, [("tuned", "base")], seed=0)
     consistent = next(d for d in diffs if d["metric"] == "score_consistent")
     assert consistent["value"] == 0.0  # both score the "不知道" candidates below 60
     assert "| closed_with_score |" in simulate.markdown({
@@ -228,7 +229,7 @@ def test_score_ceiling_and_constrained_digits(tiny_qwen3):
     request = TurnRequest([{"role": "candidate", "content": "你好"}], "后端", ["TCP"], CLOSING)
     for ceiling in (99, 59, 42, 10):
         assert 10 <= interviewer.score(request, ceiling) <= ceiling
-    marks = interviewer.question_marks()
+    marks = interviewer.question_marks
     assert marks and all(any(m in tokenizer.decode(ids) for m in "?？") for ids in marks)
     closing, score = interviewer.close(TurnRequest(request.messages, "后端", ["TCP"]), ceiling=59)
     assert closing.startswith(f"{CLOSING}{score}/100。") and score <= 59
