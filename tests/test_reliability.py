@@ -218,7 +218,8 @@ def test_concurrent_conversions_never_leave_a_half_written_file_or_lose_an_entry
     info, out = tmp_path / "dataset_info.json", tmp_path / "fc"
     env = dict(os.environ, PYTHONPATH=str(REPO))
     # two writers on the same files and registry, under different dataset names, while a reader reads
-    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(src), str(out), str(info), "8", name],
+    # 40 conversions each: long enough that the reader overlaps many writes (with 8, a fast run gave it 2 reads)
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(src), str(out), str(info), "40", name],
                                 cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                for name in ("a", "b")]
     reads, problems = [0], []
