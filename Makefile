@@ -17,6 +17,9 @@ EVAL_ARGS  ?=## options of eval.run_eval, e.g. "--max-samples 40 --dtype fp32"
 MERGE_ARGS ?=## options of scripts.merge, e.g. "--device auto --no-check"
 GGUF_ARGS  ?=## options of scripts.export_gguf
 SIM_ARGS   ?=## options of eval.simulate, e.g. "--modes free --per-skill 4" or "--candidates my.jsonl"
+SERVE_ARGS ?=## options of scripts.serve, e.g. "--merged runs/interview_smollm2_cpu/merged" or "--base"
+API_HOST   ?= 127.0.0.1## make serve binds here (0.0.0.0 exposes it: set API_KEY too); API_KEY, if set, is required of clients
+API_PORT   ?= 8000## make serve's port
 CHAT_ARGS  ?=## options of scripts.chat, e.g. "--job 后端开发工程师 --topics Redis,MySQL 索引"
 PLAN_ARGS  ?=## options of scripts.plan, e.g. "--gpu-memory-gb 24 --gpus 2"
 BENCH_ARGS ?=## options of bench.bench_generation, e.g. "--n 32"
@@ -47,7 +50,7 @@ FC_OUT := data/fc/train.json data/fc/val.json
 FOLLOWUP_RAW := data/raw/followup_decisions.jsonl
 FOLLOWUP_OUT := data/followup/train.json data/followup/val.json
 
-.PHONY: help setup setup-vllm check-setup lock-check lint model data sft grpo classifier eval simulate plan merge llama-cpp gguf chat test test-fast bench clean
+.PHONY: help setup setup-vllm check-setup lock-check lint model data sft grpo classifier eval simulate serve plan merge llama-cpp gguf chat test test-fast bench clean
 
 help: ## list targets and variables
 	@echo "targets:"
@@ -117,6 +120,9 @@ eval: model data ## base vs tuned (vs GRPO) on RECIPE's val split: report.json, 
 
 simulate: model data ## whole simulated interviews, base vs tuned, free and steered, scored by the policy (RECIPE: an interview recipe)
 	$(PY) -m eval.simulate --recipe $(RECIPE) $(SIM_ARGS)
+
+serve: model ## OpenAI-compatible API for RECIPE's trained model on API_HOST:API_PORT (LLaMA-Factory's server; API_KEY honoured)
+	API_HOST=$(API_HOST) API_PORT=$(API_PORT) $(PY) -m scripts.serve --recipe $(RECIPE) $(SERVE_ARGS)
 
 plan: $(VENV)/.installed ## memory + time plan for RECIPE on its GPU (configs/profiles.yaml): does it fit?
 	$(PY) -m scripts.plan $(RECIPE) $(PLAN_ARGS)

@@ -191,6 +191,14 @@ def generation_controls(prompt_width: int, no_repeat_ngram: int | None = None,
     return controls
 
 
+def banned_sequences(tokenizer, words: list[str]) -> list[list[int]]:
+    """bad_words_ids that keep every word out of the text: each token whose text contains one, and each
+    word's own encoding when it takes several tokens (a byte-level tokenizer may spell "？" in two)."""
+    single = [[i] for i in range(len(tokenizer)) if any(w in tokenizer.decode([i]) for w in words)]
+    spelled = [ids for w in words if len(ids := tokenizer.encode(w, add_special_tokens=False)) > 1]
+    return single + spelled
+
+
 def cut_at_stop(new: list[int], stop_ids: list[int]) -> list[int]:
     """New tokens up to and including the first stop token (what follows it is padding)."""
     return new[:next((k + 1 for k, token in enumerate(new) if token in stop_ids), len(new))]

@@ -27,6 +27,7 @@ from eval.classifier import classifier_text, classify, find_classifier, load_cla
 from eval.datasets import Example
 from eval.decision_rules import decide as rule_decision
 from eval.generate import (
+    banned_sequences,
     cut_at_stop,
     decode_complete,
     encode_prompt,
@@ -53,6 +54,7 @@ MAX_DEPTH = 3  # the decision data's follow_up_depth range
 UNKNOWN_STREAK_CLOSE = 3  # three "不知道" in a row: the interview has nothing left to find
 CLOSING = CLOSINGS[-1] + SCORE_PREFIX  # the training dialogues' closing, up to the score digits
 AFTER_SCORE = SCORE_SUFFIX
+QUESTION_MARKS = ["?", "？"]
 CLOSING_MAX_NEW_TOKENS = 160  # a closing with its review is the longest turn (~150 SmolLM2 tokens)
 # Greedy decoding of a small model loops ("看看看看…"); a turn may not repeat a 6-token run of its own
 # (about 3 Chinese characters), which leaves quoting the candidate and naming topics free.
@@ -78,7 +80,20 @@ class Sampling:
     top_p: float = 0.9
 
 
-class Interviewer:
+class Closing:
+    """The steered closing, for any interviewer with write(requests, max_new_tokens, no_questions) and
+    score(request, ceiling): in-process (Interviewer) or over an endpoint (eval/endpoint.py)."""
+
+    def close(self, request: TurnRequest, ceiling: int = 99) -> tuple[str, int]:
+        """The closing line, the score (at most ceiling), then the model's review, which asks nothing."""
+        score = self.score(TurnRequest(request.messages, request.job, request.topics, CLOSING), ceiling)
+        prefill = f"{CLOSING}{score}{AFTER_SCORE}"
+        text, = self.write([TurnRequest(request.messages, request.job, request.topics, prefill)],
+                           max_new_tokens=CLOSING_MAX_NEW_TOKENS, no_questions=True)
+        return text, score
+
+
+class Interviewer(Closing):
     """The interviewer model: LLaMA-Factory's template renders the prompt exactly as in training."""
 
     def __init__(self, model, tokenizer, template, fmt: str, *, sampling: Sampling | None = None,
@@ -101,11 +116,12 @@ class Interviewer:
 
     @torch.inference_mode()
     def write(self, requests: list[TurnRequest], max_new_tokens: int | None = None,
-              bad_words_ids: list[list[int]] | None = None) -> list[str]:
+              no_questions: bool = False) -> list[str]:
         """Each request's turn: its prefill, then the model's words up to its end-of-turn token. Greedy:
-        one batched pass (deterministic); sampling: one at a time, seeded per call. bad_words_ids: token
-        sequences the model may not write."""
+        one batched pass (deterministic); sampling: one at a time, seeded per call. no_questions: the
+        model may not write a question mark (question_marks)."""
         budget = max_new_tokens or self.max_new_tokens
+        bad_words_ids = self.question_marks if no_questions else None
         prompts = [self.prompt_ids(r) for r in requests]
         if self.sampling.greedy:
             new = generate_ids(self.model, self.tokenizer, prompts, max_new_tokens=budget,
@@ -142,24 +158,12 @@ class Interviewer:
             ids.append(self.digit_ids[best])
         return int(digits)
 
-    def close(self, request: TurnRequest, ceiling: int = 99) -> tuple[str, int]:
-        """The steered closing: the closing line, the constrained score (at most ceiling), then the model's
-        review."""
-        score = self.score(TurnRequest(request.messages, request.job, request.topics, CLOSING), ceiling)
-        prefill = f"{CLOSING}{score}{AFTER_SCORE}"
-        text, = self.write([TurnRequest(request.messages, request.job, request.topics, prefill)],
-                           max_new_tokens=CLOSING_MAX_NEW_TOKENS, bad_words_ids=self.question_marks)
-        return text, score
-
     @cached_property
     def question_marks(self) -> list[list[int]]:
         """Token sequences that write a question mark: every token whose text has one, and each mark's own
         encoding (a byte-level tokenizer may spell "？" in two tokens). A review asks nothing; a small model
         would otherwise go on to repeat an earlier question in it."""
-        marks = ("?", "？")
-        single = [[i] for i in range(len(self.tokenizer)) if any(m in self.tokenizer.decode([i]) for m in marks)]
-        spelled = [ids for m in marks if len(ids := self.tokenizer.encode(m, add_special_tokens=False)) > 1]
-        return single + spelled
+        return banned_sequences(self.tokenizer, QUESTION_MARKS)
 
 
 class Decider:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import sys
@@ -43,8 +44,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import transformers
+
 from eval import stats
 from eval.classifier import DEFAULT_CLASSIFIER
+from eval.endpoint import EndpointInterviewer, connect
 from eval.figures import bar_chart
 from eval.generate import get_template, load_for_eval, load_model, pick_dtype, require_adapter
 from eval.interview_policy import CHECKS, MEASURES, core, verdict
@@ -364,7 +368,11 @@ def cell(r: dict, scale: float = 100) -> str:
 
 def markdown(report: dict) -> str:
     summary, diffs = report["runs"], report["differences"]
-    lines = ["# Simulated interviews", "",
+    engine = report["engine"]
+    measured = (f"the model `{engine['model']}` served at {engine['url']} (its server's decoding; scores with no "
+                f"number: {engine['score_fallbacks']})" if engine["kind"] != "in-process" else
+                f"in-process ({engine['library']}, {engine['dtype']})")
+    lines = ["# Simulated interviews", "", f"Engine: {measured}.", "",
              f"Recipe `{report['recipe']}` ({report['format']} format), {report['candidates']} candidates, "
              f"cap {report['max_rounds']} interviewer turns, greedy, {report['max_new_tokens']} new tokens a turn, "
              f"no repeated {report['no_repeat_ngram']}-token run within a turn (0: off), seed {report['seed']}, "
@@ -442,12 +450,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rules", action="store_true", help="steered mode decides with the rule baseline")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output-dir", type=Path)
+    parser.add_argument("--endpoint", help="an OpenAI-compatible URL (make serve, vLLM, ...): simulate the model "
+                        "served there instead of base and tuned in-process (eval/endpoint.py)")
+    parser.add_argument("--api-key", help="--endpoint's key (default: $API_KEY)")
+    parser.add_argument("--model", help="--endpoint's model (default: the first it lists)")
+    parser.add_argument("--concurrency", type=int, default=4, help="--endpoint: requests in flight at once")
     args = parser.parse_args(argv)
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not models or set(models) - {"base", "tuned"}:
         parser.error("--models: base and/or tuned")
+    if args.endpoint:
+        models = ["endpoint"]  # the one model served there
     if not modes or set(modes) - {"free", "steered"}:
         parser.error("--modes: free and/or steered")
     if args.max_rounds < 2 or args.per_skill < 0:
@@ -455,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     recipe = read_recipe(args.recipe)
     fmt = format_of_dataset(training_dataset(recipe))
     adapter = require_adapter(args.adapter or REPO_ROOT / recipe["output_dir"]) if "tuned" in models else None
+    client, endpoint = connect(args.endpoint, args.api_key or os.environ.get("API_KEY"), args.model) \
+        if args.endpoint else (None, None)
     bank = json.loads(args.bank.read_text(encoding="utf-8"))
     areas = held_out_areas(bank, [a for a in args.areas.split(",") if a])
     if args.candidates:
@@ -474,15 +491,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"simulate: {len(candidates)} candidates x {models} x {modes}, {fmt} format, {why}", file=sys.stderr)
 
     base_path = recipe["model_name_or_path"]
-    tokenizer, _ = load_model(base_path, weights=False)
-    template = get_template(tokenizer, recipe["template"])
+    if not endpoint:
+        tokenizer, _ = load_model(base_path, weights=False)
+        template = get_template(tokenizer, recipe["template"])
     runs: dict[str, list[dict]] = {}
     verdicts_of: dict[str, list[dict]] = {}
     timings = {}
     for model_name in models:
-        model = load_for_eval(base_path, adapter if model_name == "tuned" else None, dtype)
-        interviewer = Interviewer(model, tokenizer, template, fmt, max_new_tokens=args.max_new_tokens,
-                                  seed=args.seed, batch_size=args.batch_size, no_repeat_ngram=args.no_repeat_ngram or None)
+        if endpoint:
+            model = None
+            interviewer = EndpointInterviewer(client, endpoint, fmt, max_new_tokens=args.max_new_tokens,
+                                              seed=args.seed, concurrency=args.concurrency)
+        else:
+            model = load_for_eval(base_path, adapter if model_name == "tuned" else None, dtype)
+            interviewer = Interviewer(model, tokenizer, template, fmt, max_new_tokens=args.max_new_tokens, seed=args.seed,
+                                      batch_size=args.batch_size, no_repeat_ngram=args.no_repeat_ngram or None)
         for mode in modes:
             name = model_name if mode == "free" else f"{model_name}_steered"
             started = time.time()
@@ -495,12 +518,15 @@ def main(argv: list[str] | None = None) -> int:
         del model
 
     pairs = [(f"tuned{s}", f"base{s}") for s in ("", "_steered") if f"tuned{s}" in runs and f"base{s}" in runs]
-    report = {"recipe": relative_to_repo(args.recipe), "format": fmt, "models": {"base": base_path, "tuned":
-              relative_to_repo(adapter) if adapter else None}, "candidates": len(candidates),
+    served = {"endpoint": endpoint.model} if endpoint else {"base": base_path, "tuned": relative_to_repo(adapter)
+                                                             if adapter else None}
+    report = {"recipe": relative_to_repo(args.recipe), "format": fmt, "models": served, "candidates": len(candidates),
               "candidate_ids": [c.id for c in candidates], "areas": [a["id"] for a in areas],
               "topics_seen_in_training": seen, "max_rounds": args.max_rounds, "seed": args.seed,
               "no_repeat_ngram": args.no_repeat_ngram, "max_new_tokens": args.max_new_tokens,
-              "decider": decider.name if decider else None, "dtype": why,
+              "decider": decider.name if decider else None,
+              "engine": {**endpoint.describe(), "score_fallbacks": interviewer.score_fallbacks} if endpoint else
+              {"kind": "in-process", "library": f"transformers {transformers.__version__}", "dtype": why},
               "pairs": pairs, "runs": summarize(runs, verdicts_of, args.seed),
               "differences": differences(verdicts_of, pairs, args.seed)}
     write_json(output / "report.json", report)

@@ -3,6 +3,8 @@
     make chat                                               # newest trained interview adapter
     make chat RECIPE=configs/interview_smollm2_lora_sft_cpu.yaml CHAT_ARGS="--job 后端开发工程师 --topics 索引,日志"
     python -m scripts.chat --model runs/interview_smollm2_cpu/merged --template smollm2   # a merged folder
+    python -m scripts.chat --recipe configs/interview_smollm2_lora_sft_cpu.yaml --endpoint http://127.0.0.1:8000/v1
+                                                            # the model make serve (or vLLM, ...) serves
 
 Who decides what, and why:
 - The decision module decides the move after every answer: FOLLOW_UP (probe deeper), NEXT_TOPIC (the
@@ -22,6 +24,7 @@ Who decides what, and why:
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -29,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from eval.classifier import DEFAULT_CLASSIFIER
+from eval.endpoint import EndpointInterviewer, connect
 from eval.generate import attach_adapter, get_template, load_model
 from eval.interview_session import AFTER_SCORE, Decider, Interviewer, Sampling, Steering, TurnRequest, without_repeat
 from scripts.common import REPO_ROOT, relative_to_repo, write_json
@@ -186,7 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", type=Path, help="interview SFT recipe (default: the newest trained one)")
     parser.add_argument("--adapter", type=Path, help="adapter folder (default: the recipe's output_dir)")
-    parser.add_argument("--model", help="a model folder to use as is, e.g. a merged one (make merge)")
+    parser.add_argument("--model", help="a model folder to use as is, e.g. a merged one (make merge); with "
+                        "--endpoint, the served model's name (default: the first the endpoint lists)")
+    parser.add_argument("--endpoint", help="an OpenAI-compatible URL (make serve, vLLM, ...) to interview with, "
+                        "instead of a model loaded here; the prompt format comes from --recipe or --format")
+    parser.add_argument("--api-key", help="--endpoint's key (default: $API_KEY)")
     parser.add_argument("--template", help="LLaMA-Factory template (default: the recipe's)")
     parser.add_argument("--format", choices=FORMATS,
                         help="prompt format the model was trained on (default: from the recipe's dataset, else whole)")
@@ -208,13 +216,22 @@ def main(argv: list[str] | None = None) -> int:
     topics = [t.strip() for t in args.topics.split(",") if t.strip()]
     if not topics:
         parser.error("--topics: give at least one topic")
-    base, adapter, template_name, fmt = resolve_model(args)
-    tokenizer, model = load_model(base)
-    if adapter is not None:
-        model = attach_adapter(model, adapter)
-    template = get_template(tokenizer, template_name)
-    interviewer = Interviewer(model, tokenizer, template, fmt, max_new_tokens=args.max_new_tokens, seed=args.seed,
-                              sampling=Sampling(args.greedy, args.temperature, args.top_p))
+    sampling = Sampling(args.greedy, args.temperature, args.top_p)
+    if args.endpoint:
+        recipe = read_recipe(args.recipe) if args.recipe else {}
+        fmt = args.format or (format_of_dataset(training_dataset(recipe)) if recipe else "whole")
+        client, endpoint = connect(args.endpoint, args.api_key or os.environ.get("API_KEY"), args.model)
+        interviewer = EndpointInterviewer(client, endpoint, fmt, sampling=sampling,
+                                          max_new_tokens=args.max_new_tokens, seed=args.seed, concurrency=1)
+        base, adapter, template_name = f"{endpoint.url} ({endpoint.model})", None, "the server's"
+    else:
+        base, adapter, template_name, fmt = resolve_model(args)
+        tokenizer, model = load_model(base)
+        if adapter is not None:
+            model = attach_adapter(model, adapter)
+        template = get_template(tokenizer, template_name)
+        interviewer = Interviewer(model, tokenizer, template, fmt, max_new_tokens=args.max_new_tokens,
+                                  seed=args.seed, sampling=sampling)
     decider = Decider(None if args.rules else args.classifier)
     transcript = args.transcript or Path("runs/chat") / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
     if hasattr(sys.stdin, "reconfigure"):

@@ -65,7 +65,7 @@ else
   # llamafactory imports torchaudio at start-up; the 2.11 wheel's native library is built for another
   # torch. Without it torchaudio imports as pure Python (only audio loading is lost; no recipe uses it).
   rm -f "$site/torchaudio/lib/_torchaudio.abi3.so"
-  check="$check, torch"
+  check="$check, torch, llamafactory.api.app, uvicorn, sse_starlette, openai"  # make serve and its clients
 fi
 
 HF_HUB_OFFLINE=1 "$venv/bin/python" -c "$check"
