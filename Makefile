@@ -152,10 +152,11 @@ lint: $(VENV)/.installed ## ruff (pinned in the lock; rules in ruff.toml)
 test-fast: $(VENV)/.installed ## unit tests only (no training)
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
 
-bench: model data ## benchmarks: generation fp32/bf16, SFT fp32/bf16, xlam conversion, rewards, plan vs memory (bench/results/)
+bench: model data ## benchmarks: generation fp32/bf16, SFT fp32/bf16, xlam conversion, rewards, plan vs memory, serving (bench/results/)
 	$(PY) -m bench.bench_generation $(BENCH_ARGS)
 	$(PY) -m bench.bench_sft
 	$(PY) -m bench.bench_prepare_xlam
+	$(PY) -m bench.bench_serve
 	$(PY) -m bench.bench_rewards
 	$(PY) -m bench.bench_plan
 

@@ -37,7 +37,11 @@ import argparse
 import asyncio
 import json
 import os
+import socket
+import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
@@ -259,6 +263,48 @@ async def respond(send, status: int, body: bytes) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((DEFAULT_HOST, 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def background_server(recipe: str | Path, options: list[str], log: Path, key: str | None = None,
+                      startup_s: float = 300.0):
+    """A `python -m scripts.serve` process on a free local port, for tests and benchmarks; yields its base
+    URL once /v1/models answers, and stops it on exit."""
+    import httpx
+
+    port = free_port()
+    env = dict(os.environ, API_HOST=DEFAULT_HOST, API_PORT=str(port), HF_HUB_OFFLINE="1",
+               PYTHONPATH=str(REPO_ROOT))
+    env.pop("API_KEY", None)
+    env.update({"API_KEY": key} if key else {})
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "scripts.serve", "--recipe", str(recipe), *options],
+                                   cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://{DEFAULT_HOST}:{port}/v1"
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        deadline = time.monotonic() + startup_s
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the server exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/models", headers=headers, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not answer in {startup_s:.0f} s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -21,6 +18,7 @@ import yaml
 
 from eval.endpoint import first_score, without_questions
 from eval.toolcall import score
+from scripts.serve import background_server, free_port
 from tests.conftest import REPO
 
 KEY = "test-key"
@@ -30,37 +28,8 @@ CLI = str(Path(sys.executable).parent / "llamafactory-cli")
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO), TOKENIZERS_PARALLELISM="false")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
 def server(recipe: str, *options: str, key: str | None = KEY, log: Path):
-    """A make serve process on a free port; yields its base URL once /v1/models answers."""
-    port = free_port()
-    env = dict(ENV, API_PORT=str(port), **({"API_KEY": key} if key else {}))
-    env.pop("API_HOST", None)
-    with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "scripts.serve", "--recipe", recipe, "--dtype", "fp32",
-                                    *options], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.time() + 180
-        while True:
-            assert process.poll() is None, log.read_text()[-3000:]
-            try:
-                if httpx.get(f"{url}/models", headers={"Authorization": f"Bearer {key}"}, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.time() < deadline, log.read_text()[-3000:]
-            time.sleep(0.5)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    return background_server(recipe, ["--dtype", "fp32", *options], log, key)
 
 
 @pytest.fixture(scope="module")
