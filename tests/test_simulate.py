@@ -135,10 +135,12 @@ def test_report_rates_intervals_and_skill_agreement():
     diffs = simulate.differences(verdicts_of, [("tuned", "base")], seed=0)
     consistent = next(d for d in diffs if d["metric"] == "score_consistent")
     assert consistent["value"] == 0.0  # both score the "不知道" candidates below 60
-    assert "| closed_with_score |" in simulate.markdown({
+    text = simulate.markdown({
         "recipe": "r", "format": "window", "candidates": 8, "max_rounds": 11, "seed": 0, "decider": None,
-        "max_new_tokens": 8, "no_repeat_ngram": 6,
+        "max_new_tokens": 8, "no_repeat_ngram": 6, "engine": {"kind": "in-process", "library": "transformers x",
+                                                               "dtype": "fp32"},
         "topics_seen_in_training": [], "pairs": [("tuned", "base")], "runs": summary, "differences": diffs})
+    assert "| closed_with_score |" in text and "Engine: in-process (transformers x, fp32)" in text
 
 
 @pytest.fixture(scope="module")
