@@ -178,6 +178,49 @@ def _tools_from_list(tools: Any) -> dict[str, dict]:
     return out
 
 
+# JSON-schema type names for the type names tool schemas use besides them (BFCL's "dict", "float", "tuple", ...).
+SCHEMA_TYPES = {"string": "string", "str": "string", "integer": "integer", "int": "integer",
+                "number": "number", "float": "number", "boolean": "boolean", "bool": "boolean",
+                "array": "array", "list": "array", "tuple": "array", "object": "object", "dict": "object",
+                "null": "null"}
+UNTYPED = {"any", ""}
+
+
+def json_schema(schema: Any, depth: int = 0) -> dict | None:
+    """A tool parameter schema in JSON schema's own type names: BFCL's dict -> object, float -> number,
+    tuple -> array, any -> untyped, recursively through properties and items. None when a type is not
+    known (the caller decides what that means); bounded by MAX_DEPTH."""
+    if not isinstance(schema, dict) or depth > MAX_DEPTH:
+        return None
+    out = dict(schema)
+    kind = schema.get("type")
+    if kind is not None:
+        kinds = kind if isinstance(kind, list) else [kind]
+        if not all(isinstance(k, str) for k in kinds):
+            return None
+        if any(k.lower() in UNTYPED for k in kinds):
+            out.pop("type")
+        else:
+            mapped = [SCHEMA_TYPES.get(k.lower()) for k in kinds]
+            if None in mapped:
+                return None
+            out["type"] = mapped[0] if len(mapped) == 1 else sorted(set(mapped))
+    if isinstance(schema.get("properties"), dict):
+        properties = {}
+        for name, sub in schema["properties"].items():
+            properties[name] = json_schema(sub, depth + 1)
+            if properties[name] is None:
+                return None
+        out["properties"] = properties
+    if "items" in schema:
+        listed = schema["items"] if isinstance(schema["items"], list) else [schema["items"]]
+        items = [json_schema(item, depth + 1) for item in listed]
+        if None in items:
+            return None
+        out["items"] = items if isinstance(schema["items"], list) else items[0]
+    return out
+
+
 def type_ok(value: Any, schema: Any) -> bool:
     """JSON-schema type check for a value: an integer is a valid number, a boolean is not an integer."""
     if not isinstance(schema, dict) or "type" not in schema:

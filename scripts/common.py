@@ -297,7 +297,9 @@ def split_arguments(parser: argparse.ArgumentParser, default_input: Path, defaul
     parser.add_argument("--val-ratio", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--name", default=default_name, help="dataset names become NAME_train / NAME_val")
-    parser.add_argument("--dataset-info", type=Path, default=DATASET_INFO, help="the registry to update")
+    parser.add_argument("--dataset-info", type=Path,
+                        help="the registry to update (default: the repo's dataset_info.json when --output-dir is "
+                             "inside the repo; outside it, nothing is registered unless this names a registry)")
     return parser
 
 
@@ -317,10 +319,31 @@ def write_split(rows: list[dict], args: argparse.Namespace, entry: dict, variant
     train, val = fixed["train"] + train, fixed["val"] + val
     stem = f"{variant}_" if variant else ""
     paths = {split: args.output_dir / f"{stem}{split}.json" for split in ("train", "val")}
-    with dataset_lock(args.dataset_info):
+    info_path = registry_for(args.output_dir, args.dataset_info)
+    summary = f"{len(train)} train -> {paths['train']}, {len(val)} val -> {paths['val']}"
+    if info_path is None:
+        for split, split_rows in (("train", train), ("val", val)):
+            write_json(paths[split], split_rows)
+        return f"{summary}; not registered (outside the repo: --dataset-info FILE registers them there)"
+    with dataset_lock(info_path):
         write_json(paths["train"], train)
         write_json(paths["val"], val)
-        register_datasets(info_path=args.dataset_info, entries={
-            f"{args.name}_{stem}{split}": {"file_name": relative_to_repo(path), **entry} for split, path in paths.items()
+        # LLaMA-Factory reads file_name relative to the registry's folder (the recipe's dataset_dir)
+        register_datasets(info_path=info_path, entries={
+            f"{args.name}_{stem}{split}": {"file_name": os.path.relpath(Path(path).resolve(),
+                                                                        Path(info_path).resolve().parent),
+                                           **entry} for split, path in paths.items()
         })
-    return f"{len(train)} train -> {paths['train']}, {len(val)} val -> {paths['val']}"
+    return summary
+
+
+def registry_for(output_dir: Path, dataset_info: Path | None) -> Path | None:
+    """The registry a converter updates: the one named, else the repo's when the output is inside the repo
+    (a scratch conversion elsewhere must not re-point the repo's datasets at it), else none."""
+    if dataset_info is not None:
+        return Path(dataset_info)
+    try:
+        Path(output_dir).resolve().relative_to(REPO_ROOT)
+    except ValueError:
+        return None
+    return DATASET_INFO

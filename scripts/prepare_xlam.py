@@ -1,11 +1,19 @@
 """Convert xlam-function-calling rows into LLaMA-Factory ShareGPT files with tools, and register them.
 
     python -m scripts.prepare_xlam [--input data/raw/xlam_sample.json] [--output-dir data/fc]
-        [--val-ratio 0.1] [--seed 42] [--name fc]
+        [--val-ratio 0.1] [--seed 42] [--name fc] [--split random|tools] [--dataset-info FILE]
+
+--split tools holds tools out: a val row offers at least one tool that no training row offers or calls.
+An --output-dir outside the repo is not registered in the repo's dataset_info.json (it would re-point
+fc_train at a scratch folder); --dataset-info FILE registers it there, file names relative to FILE.
 
 Input: the xlam schema (a JSON list or JSONL) - {"id", "query", "tools", "answers"} with tools and
-answers as JSON strings, parameters as {name: {"description", "type", "default"}} and xlam's type
-strings ("str", "int, optional", "List[int]", "Dict[str, Any]", ...).
+answers as JSON strings (or already decoded lists). A tool's parameters may be:
+  - xlam's flat form, {name: {"description", "type", "default"}} with xlam's type strings ("str",
+    "int, optional", "List[int]", "Dict[str, Any]", ...);
+  - JSON schema, {"type": "object", "properties": {...}, "required": [...]}, as OpenAI writes it (also
+    wrapped as {"type": "function", "function": {...}}) or as BFCL writes it ("type": "dict" and its type
+    names float, tuple, any, converted to JSON schema's).
 
 Output rows: {"id", "conversations": [human query, function_call], "tools": "<JSON string>"}.
   - tools become OpenAI-style function definitions with a JSON-schema `parameters` object; a
@@ -24,11 +32,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import re
 from pathlib import Path
 from typing import Any
 
-from eval.toolcall import executable, tools_by_name
+from eval.toolcall import executable, json_schema, tools_by_name
 from scripts.common import (
     Rejection,
     convert_records,
@@ -131,11 +140,19 @@ def convert_tools(tools: list, field: str = "tools") -> tuple[list[dict], int]:
     functions, unknown = [], 0
     for i, tool in enumerate(tools):
         where = f"{field}[{i}]"
+        if isinstance(tool, dict) and tool.get("type") == "function" and isinstance(tool.get("function"), dict):
+            tool, where = tool["function"], f"{where}.function"  # OpenAI's {"type": "function", "function": {...}}
         if not isinstance(tool, dict) or not isinstance(tool.get("name"), str) or not tool["name"].strip():
             raise RowError(where, "a tool must be an object with a non-empty 'name'")
         params = tool.get("parameters") or {}
         if not isinstance(params, dict):
             raise RowError(f"{where}.parameters", "parameters must be an object")
+        description = tool.get("description", "")
+        description = description if isinstance(description, str) else str(description)
+        if is_json_schema(params):
+            functions.append({"name": tool["name"], "description": description,
+                              "parameters": schema_parameters(params, f"{where}.parameters")})
+            continue
         properties, required = {}, []
         for name, spec in params.items():
             prop, is_required, known = convert_parameter(name, spec, f"{where}.parameters.{name}")
@@ -143,13 +160,32 @@ def convert_tools(tools: list, field: str = "tools") -> tuple[list[dict], int]:
             unknown += not known
             if is_required:
                 required.append(name)
-        description = tool.get("description", "")
-        functions.append({
-            "name": tool["name"],
-            "description": description if isinstance(description, str) else str(description),
-            "parameters": {"type": "object", "properties": properties, "required": required},
-        })
+        functions.append({"name": tool["name"], "description": description,
+                          "parameters": {"type": "object", "properties": properties, "required": required}})
     return functions, unknown
+
+
+def is_json_schema(params: dict) -> bool:
+    """Parameters already in JSON-schema form ({"type": "object" | "dict", "properties": {...}}), as OpenAI
+    and BFCL write them; xlam's flat form maps parameter names to {"type": "str", ...} objects instead."""
+    return isinstance(params.get("type"), str) and isinstance(params.get("properties"), dict)
+
+
+def schema_parameters(params: dict, where: str) -> dict:
+    """JSON-schema parameters in JSON schema's own type names (eval.toolcall.json_schema: BFCL's dict, float,
+    tuple, any), with `required` checked against the properties."""
+    if params["type"].lower() not in ("object", "dict"):
+        raise RowError(f"{where}.type", f"parameters must be an object schema, got type {params['type']!r}")
+    converted = json_schema(params)
+    if converted is None:
+        raise RowError(f"{where}.properties", "a parameter has a type that is not a JSON-schema or BFCL type")
+    required = params.get("required", [])
+    if not isinstance(required, list) or not all(isinstance(n, str) for n in required):
+        raise RowError(f"{where}.required", "required must be a list of parameter names")
+    undeclared = [n for n in required if n not in params["properties"]]
+    if undeclared:
+        raise RowError(f"{where}.required", f"required names undeclared parameters: {', '.join(undeclared)}")
+    return {**converted, "type": "object", "required": required}
 
 
 def _json_field(record: dict, field: str) -> Any:
@@ -232,17 +268,42 @@ def convert_files(paths: list[Path]) -> tuple[list[dict], list[Rejection], int, 
     return rows, rejections, read, stats
 
 
+def split_by_tools(rows: list[dict], val_ratio: float, seed: int) -> tuple[list[dict], list[str]]:
+    """Rows marked "split": val when they offer a held-out tool, else train, so that no val tool is ever
+    seen in training (offered or called). Tools are held out in seeded order until val holds at least
+    val_ratio of the rows. Returns (rows, held-out tool names)."""
+    offered = [{t["name"] for t in json.loads(row["tools"])} for row in rows]
+    names = sorted(set().union(*offered)) if offered else []
+    random.Random(seed).shuffle(names)
+    held: set[str] = set()
+    for name in names:
+        if sum(bool(tools & held) for tools in offered) >= val_ratio * len(rows):
+            break
+        held.add(name)
+    if len(held) == len(names):  # every tool held out: nothing would be left to train on
+        raise SystemExit("error: --split tools: the rows share too few tools to hold some out "
+                         f"({len(names)} distinct tools); use the default random split")
+    marked = [{**row, "split": "val" if tools & held else "train"} for row, tools in zip(rows, offered)]
+    return marked, sorted(held)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = split_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]),
                              DEFAULT_INPUT, DEFAULT_OUTPUT_DIR, "fc")
+    parser.add_argument("--split", choices=("random", "tools"), default="random",
+                        help="tools: val rows offer tools training never sees (a generalisation split)")
     args = parser.parse_args(argv)
     rows, rejections, read, stats = convert_files(args.input)
     exit_if_nothing_converted("prepare_xlam", read, rows, rejections)
+    held_out = []
+    if args.split == "tools":
+        rows, held_out = split_by_tools(rows, args.val_ratio, args.seed)
     split = write_split(rows, args, {"formatting": "sharegpt",
                                      "columns": {"messages": "conversations", "tools": "tools"}, "tags": TAGS})
     report("prepare_xlam", read, len(rows), rejections,
            f" ({split}; {stats['parallel']} parallel, {stats['untyped_parameters']} untyped parameters, "
-           f"{stats['reference_not_type_correct']} references not type-correct)")
+           f"{stats['reference_not_type_correct']} references not type-correct"
+           + (f"; {len(held_out)} tools only in val: {', '.join(held_out)}" if held_out else "") + ")")
     return 0
 
 

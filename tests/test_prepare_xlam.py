@@ -195,3 +195,79 @@ def test_converted_rows_load_through_llamafactory(tmp_path):
     assert out["_prompt"] == [{"role": "user", "content": GOOD["query"]}]
     assert out["_response"][0]["role"] == "function"
     assert json.loads(out["_tools"]) == json.loads(row["tools"])
+
+
+OPENAI_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "Weather for a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+                   "required": ["city"]}}}
+BFCL_TOOL = {"name": "geometry.area", "description": "Area of a polygon.",
+             "parameters": {"type": "dict", "properties": {
+                 "points": {"type": "array", "items": {"type": "tuple", "items": {"type": "float"}}},
+                 "unit": {"type": "string", "enum": ["m", "cm"]}, "extra": {"type": "any"},
+                 "options": {"type": "dict", "properties": {"round": {"type": "boolean"}}}},
+                 "required": ["points"]}}
+
+
+def test_json_schema_tools_openai_and_bfcl_forms_convert():
+    calls = [{"name": "get_weather", "arguments": {"city": "Paris"}},
+             {"name": "geometry.area", "arguments": {"points": [[0, 0.5], [1, 2]], "unit": "m"}}]
+    row, unknown = prep.convert_row(mutate(tools=json.dumps([OPENAI_TOOL, BFCL_TOOL]), answers=json.dumps(calls)))
+    weather, area = json.loads(row["tools"])
+    assert unknown == 0
+    assert weather == {"name": "get_weather", "description": "Weather for a city.",
+                       "parameters": OPENAI_TOOL["function"]["parameters"]}
+    params = area["parameters"]
+    assert params["type"] == "object" and params["required"] == ["points"]
+    assert params["properties"]["points"] == {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}
+    assert params["properties"]["extra"] == {} and params["properties"]["unit"]["enum"] == ["m", "cm"]
+    assert params["properties"]["options"]["type"] == "object"
+    assert params["properties"]["options"]["properties"]["round"] == {"type": "boolean"}
+    assert executable(parse_tool_calls(json.dumps(calls)), tools_by_name(row["tools"]))
+    # an int is a valid float (number), a string is not
+    bad = [{"name": "geometry.area", "arguments": {"points": [["a", 1]]}}]
+    assert not executable(parse_tool_calls(json.dumps(bad)), tools_by_name(row["tools"]))
+
+
+@pytest.mark.parametrize("parameters, field, reason", [
+    ({"type": "dict", "properties": {"x": {"type": "complex"}}}, "tools[0].parameters.properties", "not a JSON-schema"),
+    ({"type": "dict", "properties": {"x": {"type": "float"}}, "required": ["y"]}, "tools[0].parameters.required",
+     "undeclared parameters: y"),
+    ({"type": "string", "properties": {}}, "tools[0].parameters.type", "must be an object schema"),
+])
+def test_json_schema_tool_errors_name_the_field(parameters, field, reason):
+    record = mutate(tools=json.dumps([{"name": "f", "parameters": parameters}]),
+                    answers=json.dumps([{"name": "f", "arguments": {"x": 1}}]))
+    with pytest.raises(prep.RowError) as error:
+        prep.convert_row(record)
+    assert error.value.field == field and reason in error.value.reason
+
+
+def test_output_outside_the_repo_leaves_the_repo_registry_alone(tmp_path, capsys):
+    before = (REPO / "dataset_info.json").read_bytes()
+    src = tmp_path / "xlam.json"
+    src.write_text(json.dumps([GOOD, mutate(id=8)]), encoding="utf-8")
+    assert prep.main(["--input", str(src), "--output-dir", str(tmp_path / "out")]) == 0
+    assert "not registered" in capsys.readouterr().out
+    assert (REPO / "dataset_info.json").read_bytes() == before
+    assert (tmp_path / "out/train.json").is_file()
+    # registered where asked, with file names relative to that registry (LLaMA-Factory's dataset_dir)
+    info = tmp_path / "reg" / "dataset_info.json"
+    assert prep.main(["--input", str(src), "--output-dir", str(tmp_path / "out"), "--dataset-info", str(info)]) == 0
+    entry = json.loads(info.read_text(encoding="utf-8"))["fc_train"]
+    assert entry["file_name"] == "../out/train.json" and (info.parent / entry["file_name"]).is_file()
+    assert (REPO / "dataset_info.json").read_bytes() == before
+
+
+def test_tool_disjoint_split_keeps_val_tools_out_of_training(tmp_path, capsys):
+    out, info = tmp_path / "out", tmp_path / "di.json"
+    assert prep.main(["--input", str(REPO / "data/raw/xlam_sample.json"), "--output-dir", str(out),
+                      "--dataset-info", str(info), "--split", "tools", "--val-ratio", "0.1"]) == 0
+    train = json.loads((out / "train.json").read_text(encoding="utf-8"))
+    val = json.loads((out / "val.json").read_text(encoding="utf-8"))
+    seen = {t["name"] for row in train for t in json.loads(row["tools"])}
+    unseen = [{t["name"] for t in json.loads(row["tools"])} - seen for row in val]
+    assert val and all(unseen) and len(val) >= 0.1 * (len(train) + len(val))
+    assert not any("split" in row for row in train + val)
+    held = capsys.readouterr().out.split("tools only in val: ")[1].rstrip(")\n").split(", ")
+    assert set(held) == set().union(*unseen)
