@@ -16,6 +16,7 @@ ACCELERATE_CONFIG ?=## make grpo under accelerate launch: configs/accelerate/<x>
 EVAL_ARGS  ?=## options of eval.run_eval, e.g. "--max-samples 40 --dtype fp32"
 MERGE_ARGS ?=## options of scripts.merge, e.g. "--device auto --no-check"
 GGUF_ARGS  ?=## options of scripts.export_gguf
+BFCL_ARGS  ?=## options of eval.bfcl, e.g. "--max-per-category 20" or "--categories simple_python,irrelevance"
 SIM_ARGS   ?=## options of eval.simulate, e.g. "--modes free --per-skill 4" or "--candidates my.jsonl"
 SERVE_ARGS ?=## options of scripts.serve, e.g. "--merged runs/interview_smollm2_cpu/merged" or "--base"
 API_HOST   ?= 127.0.0.1## make serve binds here (0.0.0.0 exposes it: set API_KEY too); API_KEY, if set, is required of clients
@@ -50,7 +51,7 @@ FC_OUT := data/fc/train.json data/fc/val.json
 FOLLOWUP_RAW := data/raw/followup_decisions.jsonl
 FOLLOWUP_OUT := data/followup/train.json data/followup/val.json
 
-.PHONY: help setup setup-vllm check-setup lock-check lint model data sft grpo classifier eval simulate serve plan merge llama-cpp gguf chat test test-fast bench clean
+.PHONY: help setup setup-vllm check-setup lock-check lint model data sft grpo classifier eval simulate serve bfcl bfcl-data plan merge llama-cpp gguf chat test test-fast bench clean
 
 help: ## list targets and variables
 	@echo "targets:"
@@ -118,6 +119,17 @@ classifier: model data ## follow-up decision encoder classifier (CLASSIFIER_RECI
 eval: model data ## base vs tuned (vs GRPO) on RECIPE's val split: report.json, report.md, metrics.png
 	$(PY) -m eval.run_eval --recipe $(RECIPE) $(EVAL_ARGS)
 
+$(VENV)/.bfcl-data: requirements/bfcl.txt | $(VENV)/.installed
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/bfcl.txt
+	touch $@
+
+bfcl-data: $(VENV)/.bfcl-data ## install the pinned bfcl-eval wheel for its BFCL v4 data (--no-deps; never imported)
+
+# make bfcl scores the function-calling recipe unless RECIPE is given
+BFCL_RECIPE = $(if $(filter command line environment,$(origin RECIPE)),$(RECIPE),configs/fc_smollm2_lora_sft_cpu.yaml)
+bfcl: model bfcl-data ## BFCL v4 offline (11 single-turn AST categories): base vs SFT (vs GRPO) of RECIPE (default: the fc CPU recipe)
+	$(PY) -m eval.bfcl --recipe $(BFCL_RECIPE) $(BFCL_ARGS)
+
 simulate: model data ## whole simulated interviews, base vs tuned, free and steered, scored by the policy (RECIPE: an interview recipe)
 	$(PY) -m eval.simulate --recipe $(RECIPE) $(SIM_ARGS)
 
@@ -143,7 +155,7 @@ CHAT_RECIPE = $(if $(filter command line environment,$(origin RECIPE)),--recipe 
 chat: model ## interview in the terminal with the newest interview adapter (CHAT_ARGS="--job ... --topics a,b")
 	$(PY) -m scripts.chat $(CHAT_RECIPE) $(CHAT_ARGS)
 
-test: model data ## the whole test suite (unit, recipe parsing, end-to-end training)
+test: model data bfcl-data ## the whole test suite (unit, recipe parsing, end-to-end training)
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
 lint: $(VENV)/.installed ## ruff (pinned in the lock; rules in ruff.toml)

@@ -10,7 +10,7 @@ REPO = Path(__file__).resolve().parent.parent
 LEAVES = {"scripts.common", "scripts.prompts", "scripts.speech", "scripts.recipes", "scripts.hardware",
           "scripts.lock", "scripts.select_torch", "scripts.runs", "scripts.interview_format"}
 # eval/ modules that are command-line entry points rather than libraries.
-EVAL_ENTRY_POINTS = {"eval.run_eval", "eval.simulate"}
+EVAL_ENTRY_POINTS = {"eval.run_eval", "eval.simulate", "eval.bfcl"}
 
 
 def module_name(path: Path) -> str:

@@ -1,0 +1,459 @@
+"""BFCL v4, offline: the single-turn AST categories of the Berkeley Function Calling Leaderboard, scored by
+BFCL's AST rules on the repo's one tool-call parser (eval/toolcall.py).
+
+    make bfcl RECIPE=configs/fc_smollm2_lora_sft_cpu.yaml [BFCL_ARGS="--max-per-category 20"]
+    python -m eval.bfcl --recipe R [--max-per-category N] [--categories a,b] [--output-dir DIR]
+    python -m eval.bfcl --predictions FILE.jsonl [--verdicts OUT.jsonl]      # score predictions only
+
+Data: the questions and possible answers ship inside the `bfcl-eval` wheel (PyPI, Apache-2.0) under
+bfcl_eval/data/ and bfcl_eval/data/possible_answer/. `make bfcl-data` installs the pinned wheel with
+--no-deps; only its data files are read (its modules import many API clients and are never imported).
+
+Prompts: the recipe's template and tool format (as in training), BFCL's functions converted to JSON
+schema (dict -> object, float -> number, tuple -> array, any -> untyped: eval.toolcall.json_schema); a
+system turn of the question becomes the system prompt. Greedy decoding.
+
+The AST rules (BFCL's ast_checker, for Python), per call against one possible-answer entry:
+  - the function name is the answer's (names may contain dots) and the function is offered;
+  - every required parameter is given, and no parameter the function does not declare;
+  - each value has the declared type (an int is accepted for a float, not a float for an int; a list for
+    a tuple) and is in the answer's list of possible values; "" in the list means the parameter may be
+    left out; strings are compared after BFCL's normalisation (lower-cased, without spaces and the
+    characters ,./-_*^, single quotes as double); lists element by element in order; dicts key by key;
+  - simple and multiple: exactly one call, matching the one answer; parallel and parallel_multiple: as
+    many calls as answers, matched in any order (each answer to a different call);
+  - irrelevance, live_irrelevance: right when no call is decoded; live_relevance: right when at least one is.
+Summary (as BFCL's overall table): non-live AST = mean of the four non-live categories; live AST = all
+live AST examples pooled (BFCL weights live categories by size); relevance = live_relevance;
+irrelevance = irrelevance and live_irrelevance pooled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from eval import stats
+from eval.toolcall import json_schema, parse_tool_calls
+
+CATEGORIES = ["simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance", "live_simple",
+              "live_multiple", "live_parallel", "live_parallel_multiple", "live_irrelevance", "live_relevance"]
+NON_LIVE_AST = ["simple_python", "multiple", "parallel", "parallel_multiple"]
+LIVE_AST = ["live_simple", "live_multiple", "live_parallel", "live_parallel_multiple"]
+NO_CALL = {"irrelevance", "live_irrelevance"}
+SOME_CALL = {"live_relevance"}
+ONE_CALL = {"simple_python", "multiple", "live_simple", "live_multiple"}
+VERSION = "BFCL_v4"
+ID = re.compile(r"^(?P<category>[a-z_]+?)_\d+(?:-\d+)*$")
+NORMALISE = re.compile(r"[ ,./\-_*^]")
+TYPES = {"integer": (int,), "number": (int, float), "string": (str,), "boolean": (bool,), "array": (list,),
+         "object": (dict,)}
+MAX_VALUE_DEPTH = 32
+
+
+# ---------------------------------------------------------------- data
+
+def data_dir() -> Path:
+    """bfcl_eval/data of the installed wheel, found without importing the package."""
+    spec = importlib.util.find_spec("bfcl_eval")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("error: the bfcl-eval wheel is not installed: make bfcl-data (pip install --no-deps)")
+    return Path(list(spec.submodule_search_locations)[0]) / "data"
+
+
+def category_of(example_id: str) -> str | None:
+    match = ID.match(example_id) if isinstance(example_id, str) else None
+    return match.group("category") if match and match.group("category") in CATEGORIES else None
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def load_category(category: str, directory: Path | None = None) -> list[dict]:
+    """Each question of a category with its functions and (for AST categories) its possible answer."""
+    directory = directory or data_dir()
+    questions = read_jsonl(directory / f"{VERSION}_{category}.json")
+    answer_file = directory / "possible_answer" / f"{VERSION}_{category}.json"
+    answers = {row["id"]: row["ground_truth"] for row in read_jsonl(answer_file)} if answer_file.is_file() else {}
+    for question in questions:
+        question["category"] = category
+        question["ground_truth"] = answers.get(question["id"])
+    return questions
+
+
+# ---------------------------------------------------------------- the AST rules
+
+def normalise(text: str) -> str:
+    return NORMALISE.sub("", text).lower().replace("'", '"')
+
+
+def declared_type(schema: Any) -> str | None:
+    converted = json_schema(schema) if isinstance(schema, dict) else None
+    kind = (converted or {}).get("type")
+    return kind if isinstance(kind, str) else None
+
+
+def type_ok(value: Any, kind: str | None) -> bool:
+    if kind is None or kind not in TYPES:
+        return True
+    if isinstance(value, bool) and kind != "boolean":
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    return isinstance(value, TYPES[kind])
+
+
+def same_value(value: Any, expected: Any, depth: int = 0) -> bool:
+    """One possible value against the model's: strings normalised, numbers by value (an int for a float),
+    lists in order, dicts key by key (a dict's possible values are lists, "" marking an optional key)."""
+    if depth > MAX_VALUE_DEPTH:
+        return False
+    if isinstance(expected, bool) or isinstance(value, bool):
+        return isinstance(expected, bool) and isinstance(value, bool) and value == expected
+    if isinstance(expected, str):
+        return isinstance(value, str) and normalise(value) == normalise(expected)
+    if isinstance(expected, (int, float)):  # by value: the declared type was checked (type_ok)
+        return isinstance(value, (int, float)) and value == expected
+    if isinstance(expected, list):
+        return isinstance(value, list) and len(value) == len(expected) and all(
+            same_value(v, e, depth + 1) for v, e in zip(value, expected))
+    if isinstance(expected, dict):
+        if not isinstance(value, dict) or set(value) - set(expected):
+            return False
+        for key, options in expected.items():
+            options = options if isinstance(options, list) else [options]
+            if key not in value:
+                if "" not in options:
+                    return False
+            elif not any(same_value(value[key], o, depth + 1) for o in options if o != ""):
+                return False
+        return True
+    return value == expected
+
+
+def check_call(call: dict, answer: dict, functions: dict[str, dict]) -> str | None:
+    """None when the call matches the answer entry {name: {param: [possible values]}}, else the reason."""
+    (name, expected), = answer.items()
+    if call["name"] != name:
+        return f"function {call['name']!r}, expected {name!r}"
+    if name not in functions:
+        return f"function {name!r} is not offered"
+    params = functions[name].get("parameters") or {}
+    properties = params.get("properties") or {}
+    arguments = call["arguments"]
+    for required in params.get("required") or []:
+        if required not in arguments:
+            return f"{name}: required parameter {required!r} missing"
+    for key, value in arguments.items():
+        if key not in properties:
+            return f"{name}: unexpected parameter {key!r}"
+        kind = declared_type(properties[key])
+        if kind == "number" and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # an int is a valid float
+        if kind == "array" and isinstance(value, tuple):
+            value = list(value)
+        if not type_ok(value, kind):
+            return f"{name}: parameter {key!r} is not of type {kind}"
+        options = expected.get(key, [])
+        if not any(same_value(value, o) for o in options if o != ""):
+            return f"{name}: parameter {key!r} = {json.dumps(value, ensure_ascii=False)[:80]} is not a possible value"
+    for key, options in expected.items():
+        if key not in arguments and "" not in options:
+            return f"{name}: parameter {key!r} missing"
+    return None
+
+
+def match_all(calls: list[dict], answers: list[dict], functions: dict[str, dict]) -> str | None:
+    """Every answer matched by a different call, in any order (augmenting paths: a bipartite matching)."""
+    if len(calls) != len(answers):
+        return f"{len(calls)} calls, expected {len(answers)}"
+    fits = [[check_call(call, answer, functions) is None for call in calls] for answer in answers]
+    owner: dict[int, int] = {}
+
+    def assign(a: int, seen: set[int]) -> bool:
+        for c, ok in enumerate(fits[a]):
+            if ok and c not in seen:
+                seen.add(c)
+                if c not in owner or assign(owner[c], seen):
+                    owner[c] = a
+                    return True
+        return False
+
+    for a in range(len(answers)):
+        if not assign(a, set()):
+            first = next((check_call(c, answers[a], functions) for c in calls), "no call")
+            return f"no call matches answer {a + 1} ({first})"
+    return None
+
+
+def judge(question: dict, predict: Any) -> tuple[bool, str | None]:
+    """(valid, reason when invalid) for a model's text on a question; never raises."""
+    try:
+        calls = parse_tool_calls(predict)
+        category = question["category"]
+        if category in NO_CALL:
+            return (not calls, None if not calls else f"{len(calls)} call(s) where none is relevant")
+        if category in SOME_CALL:
+            return (bool(calls), None if calls else "no call where one is relevant")
+        if not calls:
+            return False, "no call decoded"
+        functions = {f["name"]: f for f in question["function"] if isinstance(f, dict) and "name" in f}
+        answers = question["ground_truth"] or []
+        if category in ONE_CALL:
+            if len(calls) != 1:
+                return False, f"{len(calls)} calls, expected exactly 1"
+            reason = check_call(calls[0], answers[0], functions) if answers else "no possible answer"
+        else:
+            reason = match_all(calls, answers, functions)
+        return reason is None, reason
+    except Exception as error:  # a malformed question or answer file: reported, not raised
+        return False, f"unscorable: {type(error).__name__}: {error}"
+
+
+# ---------------------------------------------------------------- reports
+
+def accuracies(verdicts: list[dict]) -> dict[str, list[float]]:
+    by_category: dict[str, list[float]] = {}
+    for v in verdicts:
+        by_category.setdefault(v["category"], []).append(float(v["valid"]))
+    return by_category
+
+
+def summary_values(by_category: dict[str, list[float]]) -> dict[str, float | None]:
+    def mean(values):
+        return sum(values) / len(values) if values else None
+
+    non_live = [mean(by_category[c]) for c in NON_LIVE_AST if by_category.get(c)]
+    live = [x for c in LIVE_AST for x in by_category.get(c, [])]
+    irrelevance = [x for c in ("irrelevance", "live_irrelevance") for x in by_category.get(c, [])]
+    return {"non_live_ast": mean(non_live) if len(non_live) == len(NON_LIVE_AST) else None,
+            "live_ast": mean(live), "relevance": mean(by_category.get("live_relevance", [])),
+            "irrelevance": mean(irrelevance)}
+
+
+def category_estimates(verdicts: list[dict], seed: int = stats.SEED) -> dict[str, dict]:
+    """Per category: accuracy x100 with its 95% bootstrap interval, and n."""
+    out = {}
+    for category, values in sorted(accuracies(verdicts).items(), key=lambda kv: CATEGORIES.index(kv[0])):
+        estimate = stats.intervals(stats.mean_statistic({"accuracy": values}, scale=100), len(values), seed=seed)
+        out[category] = {"n": len(values), **estimate["accuracy"].as_dict(1)}
+    return out
+
+
+def score_predictions(predictions: list[dict], questions: dict[str, dict]) -> list[dict]:
+    verdicts = []
+    for row in predictions:
+        question = questions.get(row.get("id"))
+        if question is None:
+            verdicts.append({"id": row.get("id"), "category": category_of(row.get("id")), "valid": False,
+                             "reason": "not a question of the BFCL v4 data"})
+            continue
+        valid, reason = judge(question, row.get("predict"))
+        verdicts.append({"id": row["id"], "category": question["category"], "valid": valid,
+                         **({"reason": reason} if reason else {})})
+    return verdicts
+
+
+def read_predictions(path: Path) -> list[dict]:
+    rows, problems = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            problems.append(f"{path}:{number}: not JSON ({error.msg})")
+            continue
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+            problems.append(f"{path}:{number}: field 'id': a BFCL v4 id string is required")
+        elif category_of(row["id"]) is None:
+            problems.append(f"{path}:{number}: field 'id': {row['id']!r} is not an id of {', '.join(CATEGORIES)}")
+        else:
+            rows.append(row)
+    if problems:
+        raise SystemExit("error: --predictions:\n  " + "\n  ".join(problems[:20]))
+    return rows
+
+
+def questions_for(categories: list[str]) -> dict[str, dict]:
+    directory = data_dir()
+    return {q["id"]: q for c in categories for q in load_category(c, directory)}
+
+
+def score_file(path: Path, verdicts_path: Path | None) -> int:
+    from scripts.common import write_jsonl
+
+    predictions = read_predictions(path)
+    categories = sorted({category_of(r["id"]) for r in predictions}, key=CATEGORIES.index)
+    verdicts = score_predictions(predictions, questions_for(categories))
+    if verdicts_path:
+        write_jsonl(verdicts_path, verdicts)
+    by_category = accuracies(verdicts)
+    result = {"n": len(verdicts), **{c: round(sum(v) / len(v), 4) for c, v in
+                                     sorted(by_category.items(), key=lambda kv: CATEGORIES.index(kv[0]))},
+              "summary": {k: None if v is None else round(v, 4) for k, v in summary_values(by_category).items()}}
+    print(json.dumps(result))
+    return 0
+
+
+# ---------------------------------------------------------------- generate with a recipe's models
+
+def prompt_of(question: dict):
+    """An eval Example: the first turn list of the question, its system turn as system, the functions in
+    JSON schema as the tools (a function whose types cannot be converted keeps BFCL's)."""
+    from eval.datasets import Example
+
+    turns = question["question"][0]
+    system = "\n".join(t["content"] for t in turns if t.get("role") == "system")
+    messages = [{"role": t["role"], "content": t["content"]} for t in turns if t.get("role") in ("user", "assistant")]
+    tools = []
+    for function in question["function"]:
+        parameters = json_schema(function.get("parameters") or {}) or function.get("parameters") or {}
+        tools.append({"name": function["name"], "description": function.get("description", ""),
+                      "parameters": parameters})
+    return Example(id=question["id"], system=system, messages=messages, label="",
+                   tools=json.dumps(tools, ensure_ascii=False))
+
+
+def pick(questions: list[dict], limit: int | None, seed: int) -> list[dict]:
+    import random
+
+    if limit is None or limit >= len(questions):
+        return questions
+    chosen = sorted(random.Random(seed).sample(range(len(questions)), limit))
+    return [questions[i] for i in chosen]
+
+
+def markdown(report: dict) -> str:
+    models = list(report["results"])
+    lines = ["# BFCL v4 (offline, single-turn AST categories)", "",
+             f"Recipe `{report['recipe']}`, template `{report['template']}`, greedy, {report['max_new_tokens']} new "
+             f"tokens, {report['dtype']}. {report['sampling']}. Accuracy x100 with 95% bootstrap intervals; "
+             "summary as BFCL's table (non-live AST: mean of the four categories; live AST and irrelevance: "
+             "examples pooled).", "", "| category | n | " + " | ".join(models) + " |",
+             "|---|---|" + "---|" * len(models)]
+    for category in report["categories"]:
+        cells = []
+        for model in models:
+            e = report["results"][model]["categories"].get(category)
+            cells.append(f"{e['value']:.1f} [{e['low']:.1f}, {e['high']:.1f}]" if e else "n/a")
+        n = report["results"][models[0]]["categories"].get(category, {}).get("n", 0)
+        lines.append(f"| {category} | {n} | " + " | ".join(cells) + " |")
+    for key in ("non_live_ast", "live_ast", "relevance", "irrelevance"):
+        values = [report["results"][m]["summary"][key] for m in models]
+        lines.append(f"| **{key}** | | " + " | ".join("n/a" if v is None else f"**{v:.1f}**" for v in values) + " |")
+    for pair in report["differences"]:
+        lines += ["", f"{pair['a']} - {pair['b']}, paired over the same questions: "
+                  f"{pair['value']:+.1f} [{pair['low']:+.1f}, {pair['high']:+.1f}] (all categories pooled)"]
+    return "\n".join(lines) + "\n\n![bfcl](bfcl.png)\n"
+
+
+def run(args) -> int:
+    from eval.figures import bar_chart
+    from eval.generate import (
+        encode_prompt,
+        generate,
+        get_template,
+        load_for_eval,
+        load_model,
+        pick_dtype,
+        stop_token_ids,
+    )
+    from eval.run_eval import models_to_compare
+    from scripts.common import atomic_write_text, relative_to_repo, write_json, write_jsonl
+    from scripts.recipes import read_recipe
+
+    recipe = read_recipe(args.recipe)
+    categories = [c for c in args.categories.split(",") if c]
+    unknown = sorted(set(categories) - set(CATEGORIES))
+    if unknown:
+        raise SystemExit(f"error: --categories {', '.join(unknown)}: not one of {', '.join(CATEGORIES)}")
+    models = models_to_compare(recipe, args.recipe, None)
+    models = [("sft" if name == "tuned" else name, adapter) for name, adapter in models]
+    directory = data_dir()
+    questions = [q for c in categories for q in pick(load_category(c, directory), args.max_per_category, args.seed)]
+    tokenizer, _ = load_model(recipe["model_name_or_path"], weights=False)
+    template = get_template(tokenizer, recipe["template"])
+    examples = [prompt_of(q) for q in questions]
+    prompts = [encode_prompt(tokenizer, template, e) for e in examples]
+    limit = int(recipe.get("cutoff_len", 2048)) - args.max_new_tokens
+    kept = [i for i, p in enumerate(prompts) if len(p) <= limit]
+    too_long = len(prompts) - len(kept)
+    questions, prompts = [questions[i] for i in kept], [prompts[i] for i in kept]
+    dtype, why = pick_dtype(args.dtype)
+    output = args.output_dir or Path(recipe["output_dir"]).parent / "bfcl"
+    print(f"bfcl: {len(questions)} questions in {len(categories)} categories x {[m for m, _ in models]} "
+          f"({too_long} longer than {limit} prompt tokens left out), {why}", file=sys.stderr)
+    results, verdicts_of, seconds = {}, {}, {}
+    for name, adapter in models:
+        model = load_for_eval(recipe["model_name_or_path"], adapter, dtype)
+        started = time.perf_counter()
+        texts = generate(model, tokenizer, prompts, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                         stop_ids=stop_token_ids(tokenizer, template), desc=f"bfcl {name}")
+        seconds[name] = round(time.perf_counter() - started, 1)
+        del model
+        predictions = [{"id": q["id"], "predict": t} for q, t in zip(questions, texts)]
+        verdicts_of[name] = score_predictions(predictions, {q["id"]: q for q in questions})
+        write_jsonl(output / f"predictions_{name}.jsonl", predictions)
+        write_jsonl(output / f"verdicts_{name}.jsonl", verdicts_of[name])
+        by_category = accuracies(verdicts_of[name])
+        results[name] = {"categories": category_estimates(verdicts_of[name], args.seed),
+                         "summary": {k: None if v is None else round(100 * v, 1)
+                                     for k, v in summary_values(by_category).items()}}
+    differences = []
+    names = list(verdicts_of)
+    for a, b in [(names[i], names[i - 1]) for i in range(1, len(names))]:
+        values = {m: [float(v["valid"]) for v in verdicts_of[m]] for m in (a, b)}
+        pair = stats.paired_differences(stats.mean_statistic({"accuracy": values[a]}, scale=100),
+                                        stats.mean_statistic({"accuracy": values[b]}, scale=100),
+                                        len(values[a]), seed=args.seed)["accuracy"]
+        differences.append({"a": a, "b": b, **pair.as_dict(1)})
+    sampling = (f"at most {args.max_per_category} questions per category (seeded sample, seed {args.seed})"
+                if args.max_per_category else "every question") + \
+        (f"; {too_long} left out as longer than the recipe's cutoff" if too_long else "")
+    report = {"recipe": relative_to_repo(args.recipe), "template": recipe["template"], "dtype": why,
+              "max_new_tokens": args.max_new_tokens, "sampling": sampling, "categories":
+              [c for c in categories if any(q["category"] == c for q in questions)],
+              "n": len(questions), "results": results, "differences": differences}
+    write_json(output / "report.json", report)
+    write_json(output / "timings.json", {"generation_seconds": seconds})
+    atomic_write_text(output / "report.md", markdown(report))
+    bar_chart(output / "bfcl.png", {m: {c: e["value"] for c, e in r["categories"].items()} for m, r in results.items()},
+              report["categories"], f"BFCL v4 offline: {args.recipe.stem} (95% CI)",
+              {m: {c: (e["low"], e["high"]) for c, e in r["categories"].items()} for m, r in results.items()})
+    print(markdown(report))
+    print(f"bfcl: wrote {relative_to_repo(output)}/ (predictions_*.jsonl, verdicts_*.jsonl, report.json, report.md, bfcl.png)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--predictions", type=Path, help="score this JSONL of {id, predict} and print the rates")
+    parser.add_argument("--verdicts", type=Path, help="with --predictions: one verdict per line, in input order")
+    parser.add_argument("--recipe", type=Path, help="generate with the recipe's base, SFT (and GRPO) models")
+    parser.add_argument("--categories", default=",".join(CATEGORIES))
+    parser.add_argument("--max-per-category", type=int, help="a seeded sample per category (a short CPU run)")
+    parser.add_argument("--max-new-tokens", type=int, default=192)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output-dir", type=Path)
+    args = parser.parse_args(argv)
+    if bool(args.predictions) == bool(args.recipe):
+        parser.error("give --predictions FILE (score) or --recipe R (generate and score)")
+    if args.predictions:
+        return score_file(args.predictions, args.verdicts)
+    return run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
