@@ -384,7 +384,7 @@ def run(args) -> int:
     template = get_template(tokenizer, recipe["template"])
     examples = [prompt_of(q) for q in questions]
     prompts = [encode_prompt(tokenizer, template, e) for e in examples]
-    limit = int(recipe.get("cutoff_len", 2048)) - args.max_new_tokens
+    limit = args.max_prompt_tokens
     kept = [i for i, p in enumerate(prompts) if len(p) <= limit]
     too_long = len(prompts) - len(kept)
     questions, prompts = [questions[i] for i in kept], [prompts[i] for i in kept]
@@ -418,7 +418,7 @@ def run(args) -> int:
         differences.append({"a": a, "b": b, **pair.as_dict(1)})
     sampling = (f"at most {args.max_per_category} questions per category (seeded sample, seed {args.seed})"
                 if args.max_per_category else "every question") + \
-        (f"; {too_long} left out as longer than the recipe's cutoff" if too_long else "")
+        (f"; {too_long} left out as longer than {limit} prompt tokens" if too_long else "")
     report = {"recipe": relative_to_repo(args.recipe), "template": recipe["template"], "dtype": why,
               "max_new_tokens": args.max_new_tokens, "sampling": sampling, "categories":
               [c for c in categories if any(q["category"] == c for q in questions)],
@@ -443,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--categories", default=",".join(CATEGORIES))
     parser.add_argument("--max-per-category", type=int, help="a seeded sample per category (a short CPU run)")
     parser.add_argument("--max-new-tokens", type=int, default=192)
+    parser.add_argument("--max-prompt-tokens", type=int, default=2048,
+                        help="longer prompts are left out (counted in the report); BFCL's live tool lists are long")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--seed", type=int, default=0)

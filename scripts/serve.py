@@ -94,15 +94,31 @@ def served_model(recipe_path: Path, adapter: Path | None, merged: Path | None, b
     return Served(name, args, int(recipe.get("cutoff_len", 2048)), f"{description}, {why}{guard}", no_repeat_ngram)
 
 
-def guard_generation(model, no_repeat_ngram: int) -> None:
-    """Every model.generate of the engine (plain, streamed, continued) gets the loop guard."""
+def guard_generation(model, tokenizer, no_repeat_ngram: int) -> None:
+    """Every model.generate of the engine (plain, continued) decodes as make chat does in-process: the loop
+    guard (no_repeat_ngram, 0: off), and a reply cut by its token budget inside a multi-byte character ends
+    before that character instead of with U+FFFD (the cut byte-tokens become padding, which decoding skips)."""
+    import torch
+
     generate = model.generate
 
     def guarded(*args, **kwargs):
         inputs = kwargs.get("inputs", kwargs.get("input_ids"))
-        if inputs is None or "logits_processor" in kwargs:
+        if inputs is None or "logits_processor" in kwargs or "streamer" in kwargs:
             return generate(*args, **kwargs)
-        return generate(*args, **kwargs, **generation_controls(inputs.shape[1], no_repeat_ngram))
+        if no_repeat_ngram:
+            kwargs.update(generation_controls(inputs.shape[1], no_repeat_ngram))
+        out = generate(*args, **kwargs)
+        if isinstance(out, torch.Tensor) and tokenizer.pad_token_id is not None:
+            width = inputs.shape[1]
+            for row in out:
+                new, cut = row[width:].tolist(), 0
+                while cut < min(3, len(new)) and tokenizer.decode(new[:len(new) - cut],
+                                                                   skip_special_tokens=True).endswith("\ufffd"):
+                    cut += 1
+                if cut and not tokenizer.decode(new[:len(new) - cut], skip_special_tokens=True).endswith("\ufffd"):
+                    row[len(row) - cut:] = tokenizer.pad_token_id
+        return out
 
     model.generate = guarded
 
@@ -332,8 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     from llamafactory.chat import ChatModel
 
     chat_model = ChatModel(served.args)
-    if served.no_repeat_ngram:
-        guard_generation(chat_model.engine.model, served.no_repeat_ngram)
+    guard_generation(chat_model.engine.model, chat_model.engine.tokenizer, served.no_repeat_ngram)
     app = Guard(create_app(chat_model), chat_model, served, os.environ.get("API_KEY") or None, args.max_body_bytes)
     key = "API_KEY required" if os.environ.get("API_KEY") else "no API_KEY: anyone who can reach it may use it"
     print(f"serve: {served.description} as model `{served.name}` on http://{host}:{port}/v1 ({key}; "

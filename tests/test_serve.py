@@ -213,3 +213,29 @@ def test_tool_calls_come_back_as_openai_tool_calls(smollm2, tmp_path):
     # the client's calls, written back as text, are scored by the repo's one tool-call scorer
     scores = score(json.dumps(calls), json.dumps(FC_CALL), FC_ROW_TOOLS)
     assert scores["parse"] == scores["exact"] == scores["schema_hit"] == scores["exec"] == 1.0
+
+
+def test_served_generation_drops_a_cut_character_and_keeps_whole_ones(smollm2):
+    """guard_generation: a reply cut by its budget inside a multi-byte character ends before it, as
+    in-process (decode_complete); a complete reply is untouched."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from scripts.serve import guard_generation
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2)
+    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+    ids = tokenizer.encode("好的你好", add_special_tokens=False)
+
+    class Model:
+        reply: list[int] = []
+
+        def generate(self, **kwargs):
+            return torch.tensor([[7, 7] + self.reply])
+
+    for reply, text in ((ids[:-1], "好的你"), (ids, "好的你好")):
+        model = Model()
+        model.reply = reply
+        guard_generation(model, tokenizer, 0)
+        out = model.generate(inputs=torch.tensor([[7, 7]]))
+        assert tokenizer.decode(out[0, 2:], skip_special_tokens=True) == text
