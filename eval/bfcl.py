@@ -316,11 +316,26 @@ def prompt_of(question: dict):
     messages = [{"role": t["role"], "content": t["content"]} for t in turns if t.get("role") in ("user", "assistant")]
     tools = []
     for function in question["function"]:
-        parameters = json_schema(function.get("parameters") or {}) or function.get("parameters") or {}
+        parameters = json_schema(function.get("parameters") or {}) or dict(function.get("parameters") or {})
         tools.append({"name": function["name"], "description": function.get("description", ""),
-                      "parameters": parameters})
+                      "parameters": renderable(parameters)})
     return Example(id=question["id"], system=system, messages=messages, label="",
                    tools=json.dumps(tools, ensure_ascii=False))
+
+
+def renderable(parameters: dict) -> dict:
+    """The schema as every template's tool formatter can print it: LLaMA-Factory's default one joins enum
+    values as strings and reads items as one schema, so non-string enum values are shown as JSON and a
+    tuple's list of item schemas as its first (display only: scoring reads BFCL's own schema)."""
+    properties = {}
+    for name, schema in (parameters.get("properties") or {}).items():
+        schema = dict(schema) if isinstance(schema, dict) else {}
+        if isinstance(schema.get("enum"), list):
+            schema["enum"] = [v if isinstance(v, str) else json.dumps(v) for v in schema["enum"]]
+        if isinstance(schema.get("items"), list):
+            schema["items"] = schema["items"][0] if schema["items"] and isinstance(schema["items"][0], dict) else {}
+        properties[name] = schema
+    return {**parameters, "type": "object", "properties": properties}
 
 
 def pick(questions: list[dict], limit: int | None, seed: int) -> list[dict]:
