@@ -202,12 +202,15 @@ def test_fuzz_any_bytes_are_converted_or_one_error_line(data, tmp_path):
 # ---------------------------------------------------------------- concurrency
 
 WRITER = """
-import sys
+import os, sys
 from scripts import prepare_xlam
-for _ in range(int(sys.argv[4])):
+for _ in range(int(sys.argv[4])):  # until the reader has seen enough (the stop file), at most argv[4] times
     prepare_xlam.main(["--input", sys.argv[1], "--output-dir", sys.argv[2], "--dataset-info", sys.argv[3],
                        "--name", sys.argv[5]])
+    if os.path.exists(sys.argv[6]):
+        break
 """
+READS_WHILE_WRITING = 30
 
 
 def test_concurrent_conversions_never_leave_a_half_written_file_or_lose_an_entry(tmp_path):
@@ -217,10 +220,12 @@ def test_concurrent_conversions_never_leave_a_half_written_file_or_lose_an_entry
     src.write_text(json.dumps(generate(300, seed=1)), encoding="utf-8")
     info, out = tmp_path / "dataset_info.json", tmp_path / "fc"
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    # two writers on the same files and registry, under different dataset names, while a reader reads
-    # 40 conversions each: long enough that the reader overlaps many writes (with 8, a fast run gave it 2 reads)
-    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(src), str(out), str(info), "40", name],
-                                cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # two writers on the same files and registry, under different dataset names, while a reader reads;
+    # the writers go on until the reader has read READS_WHILE_WRITING times (a fixed count of conversions
+    # was over before the reader got going on a fast machine: 2 reads)
+    stop = tmp_path / "stop"
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(src), str(out), str(info), "2000", name,
+                                 str(stop)], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                for name in ("a", "b")]
     reads, problems = [0], []
 
@@ -233,13 +238,15 @@ def test_concurrent_conversions_never_leave_a_half_written_file_or_lose_an_entry
                         reads[0] += 1
                     except (ValueError, FileNotFoundError) as error:
                         problems.append(f"{path.name}: {error}")
+            if reads[0] >= READS_WHILE_WRITING:
+                stop.touch()
 
     thread = threading.Thread(target=reader)
     thread.start()
     for writer in writers:
         assert writer.wait(timeout=600) == 0, writer.stderr.read().decode()[-2000:]
     thread.join()
-    assert not problems and reads[0] > 10
+    assert not problems and reads[0] >= READS_WHILE_WRITING
     assert set(json.loads(info.read_text(encoding="utf-8"))) == {"a_train", "a_val", "b_train", "b_val"}
     single = tmp_path / "single"
     prepare_xlam.main(["--input", str(src), "--output-dir", str(single), "--dataset-info", str(tmp_path / "i2.json")])
