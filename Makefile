@@ -161,7 +161,7 @@ test: model data bfcl-data ## the whole test suite (unit, recipe parsing, end-to
 lint: $(VENV)/.installed ## ruff (pinned in the lock; rules in ruff.toml)
 	$(VENV)/bin/ruff check .
 
-test-fast: $(VENV)/.installed ## unit tests only (no training)
+test-fast: $(VENV)/.installed bfcl-data ## unit tests only (no training)
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
 
 bench: model data ## benchmarks: generation fp32/bf16, SFT fp32/bf16, xlam conversion, rewards, plan vs memory, serving (bench/results/)

@@ -137,7 +137,7 @@ def data():
     try:
         return bfcl.data_dir()
     except SystemExit:
-        pytest.fail("bfcl-eval is not installed: make bfcl-data (make test installs it)")
+        pytest.fail("bfcl-eval is not installed: make bfcl-data (make test and make test-fast install it)")
 
 
 def test_every_possible_answer_of_bfcl_v4_is_judged_right(data):
