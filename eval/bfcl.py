@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import math
 import re
 import sys
 import time
@@ -41,7 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from eval import stats
-from eval.toolcall import json_schema, parse_tool_calls
+from eval.toolcall import json_schema, parse_tool_calls, type_ok
+from scripts.common import atomic_write_text, read_records, read_rows, relative_to_repo, write_json, write_jsonl
 
 CATEGORIES = ["simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance", "live_simple",
               "live_multiple", "live_parallel", "live_parallel_multiple", "live_irrelevance", "live_relevance"]
@@ -53,8 +53,6 @@ ONE_CALL = {"simple_python", "multiple", "live_simple", "live_multiple"}
 VERSION = "BFCL_v4"
 ID = re.compile(r"^(?P<category>[a-z_]+?)_\d+(?:-\d+)*$")
 NORMALISE = re.compile(r"[ ,./\-_*^]")
-TYPES = {"integer": (int,), "number": (int, float), "string": (str,), "boolean": (bool,), "array": (list,),
-         "object": (dict,)}
 MAX_VALUE_DEPTH = 32
 
 
@@ -73,16 +71,12 @@ def category_of(example_id: str) -> str | None:
     return match.group("category") if match and match.group("category") in CATEGORIES else None
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def load_category(category: str, directory: Path | None = None) -> list[dict]:
     """Each question of a category with its functions and (for AST categories) its possible answer."""
     directory = directory or data_dir()
-    questions = read_jsonl(directory / f"{VERSION}_{category}.json")
+    questions = read_rows(directory / f"{VERSION}_{category}.json")
     answer_file = directory / "possible_answer" / f"{VERSION}_{category}.json"
-    answers = {row["id"]: row["ground_truth"] for row in read_jsonl(answer_file)} if answer_file.is_file() else {}
+    answers = {row["id"]: row["ground_truth"] for row in read_rows(answer_file)} if answer_file.is_file() else {}
     for question in questions:
         question["category"] = category
         question["ground_truth"] = answers.get(question["id"])
@@ -95,22 +89,6 @@ def normalise(text: str) -> str:
     return NORMALISE.sub("", text).lower().replace("'", '"')
 
 
-def declared_type(schema: Any) -> str | None:
-    converted = json_schema(schema) if isinstance(schema, dict) else None
-    kind = (converted or {}).get("type")
-    return kind if isinstance(kind, str) else None
-
-
-def type_ok(value: Any, kind: str | None) -> bool:
-    if kind is None or kind not in TYPES:
-        return True
-    if isinstance(value, bool) and kind != "boolean":
-        return False
-    if isinstance(value, float) and not math.isfinite(value):
-        return False
-    return isinstance(value, TYPES[kind])
-
-
 def same_value(value: Any, expected: Any, depth: int = 0) -> bool:
     """One possible value against the model's: strings normalised, numbers by value (an int for a float),
     lists in order, dicts key by key (a dict's possible values are lists, "" marking an optional key)."""
@@ -120,7 +98,7 @@ def same_value(value: Any, expected: Any, depth: int = 0) -> bool:
         return isinstance(expected, bool) and isinstance(value, bool) and value == expected
     if isinstance(expected, str):
         return isinstance(value, str) and normalise(value) == normalise(expected)
-    if isinstance(expected, (int, float)):  # by value: the declared type was checked (type_ok)
+    if isinstance(expected, (int, float)):  # by value: the declared type was checked (toolcall.type_ok)
         return isinstance(value, (int, float)) and value == expected
     if isinstance(expected, list):
         return isinstance(value, list) and len(value) == len(expected) and all(
@@ -155,12 +133,9 @@ def check_call(call: dict, answer: dict, functions: dict[str, dict]) -> str | No
     for key, value in arguments.items():
         if key not in properties:
             return f"{name}: unexpected parameter {key!r}"
-        kind = declared_type(properties[key])
-        if kind == "number" and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)  # an int is a valid float
-        if kind == "array" and isinstance(value, tuple):
-            value = list(value)
-        if not type_ok(value, kind):
+        kind = (json_schema(properties[key]) or {}).get("type")  # BFCL's type name in JSON schema's
+        # the declared top-level type, by the shared check (an int is a number, a bool is not an integer)
+        if isinstance(kind, str) and not type_ok(value, {"type": kind}):
             return f"{name}: parameter {key!r} is not of type {kind}"
         options = expected.get(key, [])
         if not any(same_value(value, o) for o in options if o != ""):
@@ -263,19 +238,15 @@ def score_predictions(predictions: list[dict], questions: dict[str, dict]) -> li
 
 
 def read_predictions(path: Path) -> list[dict]:
+    """The prediction rows; an unusable file (missing, not UTF-8, a damaged line) ends the run with one line
+    (read_records), then every row without a BFCL v4 id is listed with its line."""
     rows, problems = [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            problems.append(f"{path}:{number}: not JSON ({error.msg})")
-            continue
+    for index, row in read_records(path):
+        where = f"{path}: line {index + 1}: field 'id'"
         if not isinstance(row, dict) or not isinstance(row.get("id"), str):
-            problems.append(f"{path}:{number}: field 'id': a BFCL v4 id string is required")
+            problems.append(f"{where}: a BFCL v4 id string is required")
         elif category_of(row["id"]) is None:
-            problems.append(f"{path}:{number}: field 'id': {row['id']!r} is not an id of {', '.join(CATEGORIES)}")
+            problems.append(f"{where}: {row['id']!r} is not an id of {', '.join(CATEGORIES)}")
         else:
             rows.append(row)
     if problems:
@@ -289,8 +260,6 @@ def questions_for(categories: list[str]) -> dict[str, dict]:
 
 
 def score_file(path: Path, verdicts_path: Path | None) -> int:
-    from scripts.common import write_jsonl
-
     predictions = read_predictions(path)
     categories = sorted({category_of(r["id"]) for r in predictions}, key=CATEGORIES.index)
     verdicts = score_predictions(predictions, questions_for(categories))
@@ -383,7 +352,6 @@ def run(args) -> int:
         stop_token_ids,
     )
     from eval.run_eval import models_to_compare
-    from scripts.common import atomic_write_text, relative_to_repo, write_json, write_jsonl
     from scripts.recipes import read_recipe
 
     recipe = read_recipe(args.recipe)

@@ -2,7 +2,7 @@
 interview loop as in-process (eval/interview_session.py), through the official `openai` client.
 
     python -m eval.simulate --recipe R --endpoint http://127.0.0.1:8000/v1 [--api-key KEY] [--model NAME]
-    python -m scripts.chat RECIPE --endpoint http://127.0.0.1:8000/v1
+    python -m scripts.chat --recipe R --endpoint http://127.0.0.1:8000/v1
 
 What differs from in-process generation, and why:
 - Prompts are sent as chat messages (system + turns, as scripts/interview_format.py renders them); the
@@ -10,8 +10,8 @@ What differs from in-process generation, and why:
 - A steered move's prefill is sent as a final assistant message with `continue_final_message: true`
   (vLLM's extension; make serve implements it). An endpoint without it answers 400 or writes a new turn
   after the prefill: use --modes free there.
-- Greedy is temperature 0. The server's own decoding applies: the in-turn loop guard (NoRepeatNewNgrams)
-  is not there.
+- Greedy is temperature 0. The server's own decoding applies: make serve adds the in-turn loop guard
+  (NoRepeatNewNgrams) to an interview recipe's replies; vLLM and Ollama do not.
 - The closing's score cannot be constrained to digits: the model continues "综合评分：" for 4 tokens and its
   first number, clamped to 10..ceiling, is the score; without a number the score is min(59, ceiling) and
   counted in `score_fallbacks`. The review is asked for without question marks through vLLM's
@@ -40,7 +40,6 @@ SENTENCE = re.compile(r"[^。！!；;？?\n]*(?:[。！!；;？?\n]|$)")
 class Endpoint:
     url: str
     model: str
-    api_key: str | None = None
 
     def describe(self) -> dict:
         return {"kind": "openai-compatible endpoint", "url": self.url, "model": self.model}
@@ -62,11 +61,11 @@ def connect(url: str, api_key: str | None = None, model: str | None = None):
         raise SystemExit(f"error: {url}/models: HTTP {error.status_code}") from None
     if model is None:
         if not served:
-            raise SystemExit(f"error: {url} lists no model; name one with --model") from None
+            raise SystemExit(f"error: {url} lists no model; name one with --model")
         model = served[0]
     elif served and model not in served:
-        raise SystemExit(f"error: {url} does not serve {model!r} (it lists {', '.join(served)})") from None
-    return client, Endpoint(url, model, api_key)
+        raise SystemExit(f"error: {url} does not serve {model!r} (it lists {', '.join(served)})")
+    return client, Endpoint(url, model)
 
 
 def without_questions(text: str) -> str:

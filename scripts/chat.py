@@ -108,8 +108,12 @@ def resolve_model(args) -> tuple[str, Path | None, str, str]:
         adapter = Path(recipe["output_dir"])
     if args.no_adapter:
         adapter = None
-    fmt = args.format or (format_of_dataset(training_dataset(recipe)) if recipe else "whole")
-    return base, adapter, args.template or recipe["template"], fmt
+    return base, adapter, args.template or recipe["template"], prompt_format(args, recipe)
+
+
+def prompt_format(args, recipe: dict) -> str:
+    """--format, else the format of the recipe's training dataset, else whole."""
+    return args.format or (format_of_dataset(training_dataset(recipe)) if recipe else "whole")
 
 
 MAX_ANSWER_CHARS = 2000  # an answer is a few sentences; a pasted log would crowd the model's context out
@@ -219,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     sampling = Sampling(args.greedy, args.temperature, args.top_p)
     if args.endpoint:
         recipe = read_recipe(args.recipe) if args.recipe else {}
-        fmt = args.format or (format_of_dataset(training_dataset(recipe)) if recipe else "whole")
+        fmt = prompt_format(args, recipe)
         client, endpoint = connect(args.endpoint, args.api_key or os.environ.get("API_KEY"), args.model)
         interviewer = EndpointInterviewer(client, endpoint, fmt, sampling=sampling,
                                           max_new_tokens=args.max_new_tokens, seed=args.seed, concurrency=1)

@@ -320,21 +320,18 @@ def write_split(rows: list[dict], args: argparse.Namespace, entry: dict, variant
     stem = f"{variant}_" if variant else ""
     paths = {split: args.output_dir / f"{stem}{split}.json" for split in ("train", "val")}
     info_path = registry_for(args.output_dir, args.dataset_info)
-    summary = f"{len(train)} train -> {paths['train']}, {len(val)} val -> {paths['val']}"
-    if info_path is None:
-        for split, split_rows in (("train", train), ("val", val)):
-            write_json(paths[split], split_rows)
-        return f"{summary}; not registered (outside the repo: --dataset-info FILE registers them there)"
-    with dataset_lock(info_path):
+    with dataset_lock(info_path) if info_path else contextlib.nullcontext():
         write_json(paths["train"], train)
         write_json(paths["val"], val)
-        # LLaMA-Factory reads file_name relative to the registry's folder (the recipe's dataset_dir)
-        register_datasets(info_path=info_path, entries={
-            f"{args.name}_{stem}{split}": {"file_name": os.path.relpath(Path(path).resolve(),
-                                                                        Path(info_path).resolve().parent),
-                                           **entry} for split, path in paths.items()
-        })
-    return summary
+        if info_path:  # LLaMA-Factory reads file_name relative to the registry's folder (the recipe's dataset_dir)
+            register_datasets(info_path=info_path, entries={
+                f"{args.name}_{stem}{split}": {"file_name": os.path.relpath(Path(path).resolve(),
+                                                                            Path(info_path).resolve().parent),
+                                               **entry} for split, path in paths.items()
+            })
+    summary = f"{len(train)} train -> {paths['train']}, {len(val)} val -> {paths['val']}"
+    return summary if info_path else \
+        f"{summary}; not registered (outside the repo: --dataset-info FILE registers them there)"
 
 
 def registry_for(output_dir: Path, dataset_info: Path | None) -> Path | None:

@@ -159,11 +159,25 @@ class Guard:
             return await self.app(scope, replay(body), send)  # FastAPI's 422
         if not isinstance(payload, dict):
             return await self.app(scope, replay(body), send)
-        problem = self.check(payload)
-        if problem:
-            return await respond(send, *problem)
-        if payload.get("continue_final_message"):
-            return await respond(send, *await self.continue_final_message(payload))
+        if payload.get("model") != self.served.name:
+            return await respond(send, *openai_error(
+                404, f"The model `{payload.get('model')}` does not exist; this server serves `{self.served.name}`",
+                "invalid_request_error", "model_not_found"))
+        continuing = bool(payload.get("continue_final_message"))
+        try:
+            ids, prefix = self.rendered(payload)  # once: for the length check and the continuation
+        except Exception as error:
+            if not continuing:  # malformed messages: LLaMA-Factory's own validation answers them (400/422)
+                return await self.app(scope, replay(body), send)
+            return await respond(send, *openai_error(getattr(error, "status_code", 400),
+                                                     f"continue_final_message: {getattr(error, 'detail', error)}",
+                                                     "invalid_request_error"))
+        if len(ids) > self.served.max_prompt_tokens:
+            return await respond(send, *openai_error(
+                400, f"the prompt is {len(ids)} tokens; this model takes at most {self.served.max_prompt_tokens} "
+                "(its recipe's cutoff_len)", "invalid_request_error", "context_length_exceeded"))
+        if continuing:
+            return await respond(send, *await self.continue_final_message(payload, ids, prefix))
         return await self.app(scope, replay(body), send)
 
     def authorized(self, scope) -> bool:
@@ -171,21 +185,6 @@ class Guard:
             return True
         headers = dict(scope.get("headers") or [])
         return headers.get(b"authorization", b"").decode("latin-1") == f"Bearer {self.api_key}"
-
-    def check(self, payload: dict) -> tuple[int, bytes] | None:
-        model = payload.get("model")
-        if model != self.served.name:
-            return openai_error(404, f"The model `{model}` does not exist; this server serves `{self.served.name}`",
-                                "invalid_request_error", "model_not_found")
-        try:
-            length = self.prompt_length(payload)
-        except Exception:  # malformed messages: LLaMA-Factory's own validation answers them (400/422)
-            return None
-        if length > self.served.max_prompt_tokens:
-            return openai_error(400, f"the prompt is {length} tokens; this model takes at most "
-                                f"{self.served.max_prompt_tokens} (its recipe's cutoff_len)",
-                                "invalid_request_error", "context_length_exceeded")
-        return None
 
     def rendered(self, payload: dict) -> tuple[list[int], str]:
         """(prompt ids as the engine renders them, the final assistant message to continue or "")."""
@@ -203,24 +202,13 @@ class Guard:
                                                 system, tools)
         return ids + engine.tokenizer.encode(prefix, add_special_tokens=False), prefix
 
-    def prompt_length(self, payload: dict) -> int:
-        return len(self.rendered(payload)[0])
-
-    async def continue_final_message(self, payload: dict) -> tuple[int, bytes]:
-        from fastapi import HTTPException
-
+    async def continue_final_message(self, payload: dict, ids: list[int], prefix: str) -> tuple[int, bytes]:
         bad_words = payload.get("bad_words") or []
         if not isinstance(bad_words, list) or not all(isinstance(w, str) and w for w in bad_words[:64]) \
                 or len(bad_words) > 64:
             return openai_error(400, "bad_words: a list of at most 64 non-empty strings", "invalid_request_error")
         if payload.get("stream") or payload.get("tools"):
             return openai_error(400, "continue_final_message: not with stream or tools", "invalid_request_error")
-        try:
-            ids, prefix = self.rendered(payload)
-        except HTTPException as error:
-            return openai_error(error.status_code, str(error.detail), "invalid_request_error")
-        except Exception as error:
-            return openai_error(400, f"continue_final_message: {error}", "invalid_request_error")
         if not prefix:
             return openai_error(400, "continue_final_message needs a final assistant message",
                                 "invalid_request_error")
@@ -252,8 +240,10 @@ class Guard:
             out = model.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs), max_new_tokens=budget,
                                  eos_token_id=stop, pad_token_id=tokenizer.pad_token_id or stop[0], **sampling)
         new = out[0, len(ids):].tolist()
-        finish = "stop" if new and new[-1] in stop else "length"
-        return decode_complete(tokenizer, new), finish, len(new)  # a cut multi-byte character is dropped
+        # stopped early, or at the budget on a stop token that cannot be guard_generation's padding (which
+        # replaces a cut character's tokens: with padding among the stop tokens, a full-length reply is a cut)
+        stopped = len(new) < budget or (bool(new) and new[-1] in stop and tokenizer.pad_token_id not in stop)
+        return decode_complete(tokenizer, new), "stop" if stopped else "length", len(new)
 
 
     @lru_cache(maxsize=8)  # noqa: B019 (one Guard per process)

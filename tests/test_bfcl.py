@@ -181,8 +181,12 @@ def test_cli_scores_predictions_and_writes_verdicts_in_order(data, tmp_path):
     verdicts = [json.loads(line) for line in (tmp_path / "v.jsonl").read_text().splitlines()]
     assert [v["id"] for v in verdicts] == [r["id"] for r in rows]
     assert [v["valid"] for v in verdicts] == [True, False, True] and verdicts[1]["reason"] == "no call decoded"
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"id": "nope_1", "predict": ""}\nnot json\n', encoding="utf-8")
-    run = subprocess.run([sys.executable, "-m", "eval.bfcl", "--predictions", str(bad)], cwd=REPO,
-                         capture_output=True, text=True)
-    assert run.returncode != 0 and ":1: field 'id'" in run.stderr and ":2: not JSON" in run.stderr
+    bad_ids = tmp_path / "ids.jsonl"
+    bad_ids.write_text('{"id": "nope_1", "predict": ""}\n{"predict": ""}\n', encoding="utf-8")
+    damaged = tmp_path / "damaged.jsonl"
+    damaged.write_text('{"id": "simple_python_0", "predict": ""}\nnot json\n', encoding="utf-8")
+    for path, messages in ((bad_ids, [": line 1: field 'id'", ": line 2: field 'id'"]),
+                           (damaged, [": line 2: not valid JSON"]), (tmp_path / "missing.jsonl", ["missing.jsonl"])):
+        run = subprocess.run([sys.executable, "-m", "eval.bfcl", "--predictions", str(path)], cwd=REPO,
+                             capture_output=True, text=True)
+        assert run.returncode != 0 and all(m in run.stderr for m in messages) and "Traceback" not in run.stderr
