@@ -2,10 +2,14 @@
 
     python -m eval.fc_metrics --predictions FILE.jsonl
 
-Each line: "predict" (model text), "label" (reference calls, JSON string) and "tools" (the row's
-tools, JSON string). Prints one JSON object: n and the means of parse_rate, name_acc, arg_f1,
-schema_hit_rate, exec_rate and exact_match, and combined_reward (the GRPO reward with its
-default weights, eval.toolcall.REWARD_WEIGHTS).
+Each line: "predict" (model text), "label" (reference calls, JSON string; a row that needs no call has
+"[]" or its text reply) and "tools" (the row's tools, JSON string). Prints one JSON object: n, n_no_call,
+and the means of
+  - parse_rate, name_acc, arg_f1, schema_hit_rate, exec_rate: over the rows with reference calls;
+  - exact_match: over every row (a no-call row is exact when no call is parsed);
+  - irrelevance_acc: over the rows that need no call, right when no call is parsed;
+  - combined_reward: the GRPO reward with its default weights (eval.toolcall.REWARD_WEIGHTS), every row.
+A metric over no row is null.
 """
 
 from __future__ import annotations
@@ -19,24 +23,25 @@ from scripts.common import read_jsonl_objects
 
 METRICS = {  # report name -> per-row key of toolcall.score
     "parse_rate": "parse", "name_acc": "name", "arg_f1": "arg_f1",
-    "schema_hit_rate": "schema_hit", "exec_rate": "exec", "exact_match": "exact",
+    "schema_hit_rate": "schema_hit", "exec_rate": "exec", "exact_match": "exact", "irrelevance_acc": "no_call",
 }
 
 
-def per_row_values(rows: list[dict]) -> dict[str, list[float]]:
-    """{metric (the six and combined_reward): [its value for each row]}: what aggregate averages and
-    make eval bootstraps."""
+def per_row_values(rows: list[dict]) -> dict[str, list[float | None]]:
+    """{metric (the seven and combined_reward): [its value for each row, None where it does not apply]}:
+    what aggregate averages and make eval bootstraps."""
     scores = [score(row.get("predict"), row.get("label"), row.get("tools")) for row in rows]
     values = {name: [s[key] for s in scores] for name, key in METRICS.items()}
     values["combined_reward"] = [combined(s) for s in scores]
     return values
 
 
-def aggregate(rows: list[dict]) -> dict[str, float]:
+def aggregate(rows: list[dict]) -> dict[str, float | None]:
     values = per_row_values(rows)
-    out: dict[str, float] = {"n": len(rows)}
+    out: dict[str, float | None] = {"n": len(rows), "n_no_call": sum(v is not None for v in values["irrelevance_acc"])}
     for name, column in values.items():
-        out[name] = round(sum(column) / len(rows), 4) if rows else 0.0
+        applicable = [v for v in column if v is not None]
+        out[name] = round(sum(applicable) / len(applicable), 4) if applicable else None
     return out
 
 

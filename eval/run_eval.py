@@ -8,9 +8,11 @@ The task follows from the validation dataset's registration in dataset_info.json
   - dialogue (interview): every assistant turn of a validation dialogue is one example (prompt = the
     dialogue so far, label = what the interviewer said); metrics: BLEU-4 and ROUGE-1/2/L, computed
     as LLaMA-Factory computes them (eval/text_metrics.py);
-  - function calling (a `tools` column): every function_call turn is one example, the prompt carries
-    the row's tools; metrics: parse_rate, name_acc, arg_f1, schema_hit_rate, exec_rate, exact_match
-    and the GRPO combined reward (eval/fc_metrics.py, on the shared core eval/toolcall.py);
+  - function calling (a `tools` column): every function_call turn, and the text reply of every row that
+    needs no call, is one example, the prompt carries the row's tools; metrics: parse_rate, name_acc,
+    arg_f1, schema_hit_rate, exec_rate (over the rows with calls), exact_match (every row),
+    irrelevance_acc (the no-call rows; not reported when the split has none) and the GRPO combined
+    reward (eval/fc_metrics.py, on the shared core eval/toolcall.py);
   - follow-up decisions (rows with question / answer / context / label): every row is one example;
     metrics: accuracy, macro-F1, per-class recall (eval/decision_metrics.py), and a confusion-matrix
     PNG. The rule baseline (eval/decision_rules.py) and the encoder classifier (--classifier, `make
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -129,27 +132,31 @@ def decision_rows_of(source_rows: list[dict], example_ids: list[str]) -> list[di
 
 # ---------------------------------------------------------------- the report
 
-def markdown_report(recipe_path: str, task: Task, estimates: dict, pairs: list[dict], meta: dict) -> str:
+def markdown_report(recipe_path: str, keys: list[str], estimates: dict, pairs: list[dict], meta: dict) -> str:
     sample = f"a seeded sample (seed {meta['seed']})" if meta["sampled"] else "the whole split"
     return (f"# Eval: {recipe_path}\n\n"
             f"{meta['n']} examples from `{meta['dataset']}`: {sample}; {meta['left_out']} left out as longer than "
             f"{meta['max_prompt_tokens']} prompt tokens. Greedy, max_new_tokens {meta['max_new_tokens']}, "
             f"{meta['dtype']}. Scores x100 with 95% bootstrap intervals ({stats.N_RESAMPLES} resamples, "
-            f"seed {meta['seed']}).\n\n" + stats.markdown_tables(estimates, pairs, task.keys)
+            f"seed {meta['seed']}).\n\n" + stats.markdown_tables(estimates, pairs, keys)
             + "\n![metrics](metrics.png)\n")
 
 
 def write_report(out_dir: Path, recipe_path: Path, task: Task, statistics: dict, extra_results: dict,
                  matrices: dict, meta: dict) -> dict:
     estimates, pairs = stats.compare(statistics, meta["n"], seed=meta["seed"])
+    # a metric that applies to no example of this split (irrelevance_acc without no-call rows) is not reported
+    keys = [k for k in task.keys if not any(math.isnan(values[k].value) for values in estimates.values())]
+    estimates = {name: {k: values[k] for k in keys} for name, values in estimates.items()}
+    pairs = [p for p in pairs if p["metric"] in keys]
     results = {name: {"n": meta["n"], **{k: round(e.value, 2) for k, e in values.items()}, **extra_results.get(name, {})}
                for name, values in estimates.items()}
     intervals = {name: {k: [round(e.low, 2), round(e.high, 2)] for k, e in values.items()}
                  for name, values in estimates.items()}
     write_json(out_dir / "report.json", {"meta": meta, "results": results, "intervals": intervals,
                                          "differences": pairs})
-    atomic_write_text(out_dir / "report.md", markdown_report(str(recipe_path), task, estimates, pairs, meta))
-    bar_chart(out_dir / "metrics.png", results, task.keys, f"{recipe_path.stem}: {' vs '.join(results)} (n={meta['n']})",
+    atomic_write_text(out_dir / "report.md", markdown_report(str(recipe_path), keys, estimates, pairs, meta))
+    bar_chart(out_dir / "metrics.png", results, keys, f"{recipe_path.stem}: {' vs '.join(results)} (n={meta['n']})",
               intervals={name: {k: tuple(v) for k, v in values.items()} for name, values in intervals.items()})
     if matrices:
         confusion_chart(out_dir / "confusion.png", matrices, f"{recipe_path.stem}: confusion matrices (n={meta['n']})")

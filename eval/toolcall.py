@@ -306,21 +306,43 @@ def _reference_calls(text: str) -> list[Call]:
 REWARD_WEIGHTS = {"parse": 0.25, "schema_hit": 0.25, "exec": 0.25, "arg_f1": 0.25}
 
 
-def combined(row_scores: dict[str, float], weights: dict[str, float] | None = None) -> float:
-    """Weighted sum of a row's scores (keys of score()); missing keys count 0."""
+def combined(row_scores: dict[str, float | None], weights: dict[str, float] | None = None) -> float:
+    """Weighted sum of a row's scores (keys of score()); missing keys count 0. On a row that needs no call
+    every component is the decision itself (no_call), so declining scores the full weight, calling 0."""
     weights = REWARD_WEIGHTS if weights is None else weights
-    return float(sum(w * row_scores.get(key, 0.0) for key, w in weights.items()))
+    return float(sum(w * (component(row_scores, key) or 0.0) for key, w in weights.items()))
 
 
-def score(text: Any, reference: Any, tools: Any) -> dict[str, float]:
-    """All per-row metrics for one prediction. reference: calls as a list or JSON string."""
+def component(row_scores: dict[str, float | None], key: str) -> float | None:
+    """A call metric of a row for rewards: its value, or on a row that needs no call, whether no call was made."""
+    value = row_scores.get(key)
+    return row_scores.get("no_call") if value is None else value
+
+
+CALL_METRICS = ("parse", "name", "arg_f1", "schema_hit", "exec")
+
+
+def score(text: Any, reference: Any, tools: Any) -> dict[str, float | None]:
+    """All per-row metrics for one prediction. reference: calls as a list or JSON string; a reference
+    with no call (an empty list, or a text answer such as a no-call row's reply) means no call is right;
+    None (no reference) scores the call metrics against nothing.
+
+    On a row with reference calls: parse, name, arg_f1, schema_hit, exec, exact as defined above, and
+    no_call None. On a row that needs no call: the five call metrics are None (they do not apply), exact
+    and no_call are 1 when no call was parsed, else 0."""
     predicted = parse_tool_calls(text)
+    needs_no_call = False
     if isinstance(reference, str):
         reference = _reference_calls(reference)
-    elif not isinstance(reference, list):
-        reference = []
-    else:
+        needs_no_call = not reference
+    elif isinstance(reference, list):
+        needs_no_call = not reference
         reference = _as_calls(reference) or []
+    else:  # no reference at all (a missing column): the call metrics against nothing, as for a wrong call
+        reference = []
+    if needs_no_call:
+        declined = float(not predicted)
+        return {**dict.fromkeys(CALL_METRICS), "exact": declined, "no_call": declined}
     schemas = tools_by_name(tools)
     return {
         "parse": float(bool(predicted)),
@@ -329,4 +351,5 @@ def score(text: Any, reference: Any, tools: Any) -> dict[str, float]:
         "schema_hit": float(schema_hit(predicted, schemas)),
         "exec": float(executable(predicted, schemas)),
         "exact": float(exact_match(predicted, reference)),
+        "no_call": None,
     }

@@ -9,6 +9,13 @@ what `make eval` measures:
   exec_reward        1 when, on top of that, no parameter is undeclared and every value has its type
   semantic_reward    argument F1 against the reference calls (0..1)
   combined_reward    weighted sum of the four (default 0.25 each; weights= overrides)
+On a row that needs no call (its answers "[]", or a text reply) each of the four is 1 when the completion
+makes no call and 0 when it calls anything: declining is the whole of the right answer there.
+
+    >>> tools = '[{"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]'
+    >>> combined_reward(['Action: get_weather\nAction Input: {"city": "Paris"}', "Sorry, I cannot."],
+    ...                 tools=[tools, tools], answers=['[{"name": "get_weather", "arguments": {"city": "Paris"}}]', "[]"])
+    [1.0, 1.0]
 A completion may be a string or a conversational list [{"role": "assistant", "content": ...}].
 Anything unparseable, None or hostile scores 0; no reward raises.
 
@@ -21,9 +28,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from eval.toolcall import REWARD_WEIGHTS, combined, score
+from eval.toolcall import REWARD_WEIGHTS, combined, component, score
 
-ZERO = {"parse": 0.0, "name": 0.0, "arg_f1": 0.0, "schema_hit": 0.0, "exec": 0.0, "exact": 0.0}
+ZERO = {"parse": 0.0, "name": 0.0, "arg_f1": 0.0, "schema_hit": 0.0, "exec": 0.0, "exact": 0.0, "no_call": None}
 
 
 def completion_text(completion: Any) -> str | None:
@@ -48,19 +55,19 @@ def _column(kwargs: dict, name: str, n: int) -> list:
 
 
 @lru_cache(maxsize=8192)
-def _score_strings(text: str, reference: Any, tools: Any) -> dict[str, float]:
+def _score_strings(text: str, reference: Any, tools: Any) -> dict[str, float | None]:
     """TRL calls the four rewards one after the other on the same batch: score each
     (completion, reference, tools) once. Callers get copies."""
     return score(text, reference, tools)
 
 
-def _score(text: str, reference: Any, tools: Any) -> dict[str, float]:
+def _score(text: str, reference: Any, tools: Any) -> dict[str, float | None]:
     if isinstance(reference, (str, type(None))) and isinstance(tools, (str, type(None))):
         return dict(_score_strings(text, reference, tools))
     return score(text, reference, tools)
 
 
-def row_scores(completions: Any, **kwargs: Any) -> list[dict[str, float]]:
+def row_scores(completions: Any, **kwargs: Any) -> list[dict[str, float | None]]:
     """toolcall.score for each completion against its row's answers and tools; ZERO on any failure."""
     try:
         completions = list(completions)
@@ -79,19 +86,19 @@ def row_scores(completions: Any, **kwargs: Any) -> list[dict[str, float]]:
 
 
 def json_parse_reward(completions: Any, **kwargs: Any) -> list[float]:
-    return [s["parse"] for s in row_scores(completions, **kwargs)]
+    return [component(s, "parse") for s in row_scores(completions, **kwargs)]
 
 
 def schema_hit_reward(completions: Any, **kwargs: Any) -> list[float]:
-    return [s["schema_hit"] for s in row_scores(completions, **kwargs)]
+    return [component(s, "schema_hit") for s in row_scores(completions, **kwargs)]
 
 
 def exec_reward(completions: Any, **kwargs: Any) -> list[float]:
-    return [s["exec"] for s in row_scores(completions, **kwargs)]
+    return [component(s, "exec") for s in row_scores(completions, **kwargs)]
 
 
 def semantic_reward(completions: Any, **kwargs: Any) -> list[float]:
-    return [s["arg_f1"] for s in row_scores(completions, **kwargs)]
+    return [component(s, "arg_f1") for s in row_scores(completions, **kwargs)]
 
 
 # the order matches REWARD_WEIGHTS' keys: parse, schema_hit, exec, arg_f1

@@ -11,8 +11,14 @@ Rows come from a catalogue of tools (interview scheduling and hiring tools, plus
 utility API xlam covers). Each tool has query templates whose {placeholders} are its arguments, so
 a query states exactly the arguments of its reference call; optional arguments appear only when a
 template mentions them. A row offers the tools it needs plus 0-3 distractors, in shuffled order.
-About a third of the rows are parallel calls (the same tool twice, or two tools). Same seed, same
-row count: byte-identical file.
+About a third of the rows are parallel calls (the same tool twice, or two tools).
+
+About one row in eight needs no call (answers "[]", the reply in "response"), in English and Chinese:
+  - unserved: a tool's query, but neither that tool nor any tool that could stand in for it is offered;
+  - unrelated: a question no tool serves (general knowledge, chit-chat, writing);
+  - missing arguments: the right tool is offered but the query lacks what its required parameters need,
+    so the reply asks for them.
+Same seed, same row count: byte-identical file.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from pathlib import Path
 from typing import Callable
 
 from scripts.common import write_json
+from scripts.prepare_xlam import ask_for_arguments_reply, decline_reply
 
 DEFAULT_OUTPUT = Path("data/raw/xlam_sample.json")
 
@@ -350,6 +357,54 @@ CATALOGUE: tuple[Tool, ...] = (
     ), ("Convert {celsius} C to Fahrenheit.", "{celsius}摄氏度是多少华氏度？")),
 )
 
+# ---- rows that need no call
+# Tools that can stand in for one another: an "unserved" row offers none of the group of the tool it needs.
+STAND_INS = (
+    {"schedule_interview", "reschedule_interview", "create_calendar_event", "book_meeting_room", "set_reminder",
+     "send_interview_invitation", "cancel_interview"},
+    {"convert_currency", "get_exchange_rates"},
+    {"send_email", "send_interview_invitation"},
+    {"is_palindrome", "reverse_string"},
+    {"count_vowels", "word_frequency"},
+    {"get_question_bank", "generate_interview_questions"},
+    {"score_answer", "record_interview_feedback"},
+    {"average", "find_max_subarray_sum"},
+)
+
+# Requests no tool of the catalogue serves.
+UNRELATED = (
+    "What is the capital of Australia?", "Explain the difference between TCP and UDP.",
+    "Write a haiku about autumn.", "Who wrote Pride and Prejudice?", "How do I make a good cup of coffee?",
+    "Tell me a joke about programmers.", "What does LoRA stand for in machine learning?",
+    "Summarise the plot of Hamlet in two sentences.", "Hi! How are you today?",
+    "What is the difference between a process and a thread?", "Recommend a good book on distributed systems.",
+    "Why is the sky blue?",
+    "你好，你是谁？", "解释一下什么是梯度下降。", "写一首关于秋天的短诗。", "Redis 为什么这么快？",
+    "给我讲个笑话吧。", "TCP 三次握手的过程是什么？", "推荐几本学习操作系统的书。", "今天是星期几？",
+)
+
+# Requests for a tool's action that leave out what its required parameters need: the reply asks for them.
+VAGUE = {
+    "schedule_interview": ("Schedule an interview for me.", "帮我安排一场技术面试。"),
+    "cancel_interview": ("Please cancel my interview.", "帮我取消面试。"),
+    "reschedule_interview": ("I need to move my interview to another day.", "面试要改期。"),
+    "get_interviewer_availability": ("Is the interviewer free?", "面试官什么时候有空？"),
+    "score_answer": ("Score that answer for me.", "给这道题打个分。"),
+    "send_interview_invitation": ("Send the candidate an interview invitation.", "给候选人发面试邀请。"),
+    "book_meeting_room": ("Book a meeting room.", "帮我订个会议室。"),
+    "convert_currency": ("Convert some money for me.", "帮我换算一下汇率。"),
+    "get_weather": ("What's the weather like?", "天气怎么样？"),
+    "search_flights": ("Find me a flight.", "帮我查一下航班。"),
+    "send_email": ("Send an email for me.", "帮我发封邮件。"),
+    "translate_text": ("Translate this for me.", "帮我翻译一下。"),
+    "calculate_bmi": ("What's my BMI?", "算一下我的 BMI。"),
+    "find_restaurants": ("Find me a restaurant.", "附近有什么好吃的餐厅？"),
+    "get_stock_price": ("What's the stock price?", "股价现在多少？"),
+    "is_prime": ("Is this number prime?", "这个数是质数吗？"),
+}
+NO_CALL_SHARE = (0.06, 0.035, 0.03)  # unserved, unrelated, missing arguments: 12.5% of the rows in all
+
+
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -380,7 +435,40 @@ def make_call(tool: Tool, rng: random.Random, chinese: bool | None = None) -> tu
     return query, {"name": tool.name, "arguments": arguments}, bool(CJK.search(template))
 
 
+def row(row_id: int, query: str, calls: list[dict], offered: list[Tool], response: str | None = None) -> dict:
+    out = {"id": row_id, "query": query, "answers": json.dumps(calls, ensure_ascii=False),
+           "tools": json.dumps([t.xlam() for t in offered], ensure_ascii=False)}
+    return {**out, "response": response} if response is not None else out
+
+
+def no_call_row(row_id: int, kind: int, rng: random.Random) -> dict:
+    """A row whose right answer is text: kind 0 unserved, 1 unrelated, 2 missing arguments."""
+    if kind == 2:
+        name = rng.choice(sorted(VAGUE))
+        tool = next(t for t in CATALOGUE if t.name == name)
+        query = rng.choice(VAGUE[tool.name])
+        others = rng.sample([t for t in CATALOGUE if t is not tool], rng.randint(0, 2))
+        offered = [tool] + others
+        rng.shuffle(offered)
+        required = [p.name for p in tool.params if "optional" not in p.xlam_type]
+        return row(row_id, query, [], offered, ask_for_arguments_reply(query, tool.name, required))
+    if kind == 0:
+        needed = rng.choice(CATALOGUE)
+        query, _, _ = make_call(needed, rng)
+        group = set().union(*(g for g in STAND_INS if needed.name in g), {needed.name})
+        pool = [t for t in CATALOGUE if t.name not in group]
+    else:
+        query = rng.choice(UNRELATED)
+        pool = list(CATALOGUE)
+    offered = rng.sample(pool, rng.randint(1, 4))
+    return row(row_id, query, [], offered, decline_reply(query, [t.name for t in offered]))
+
+
 def make_row(row_id: int, rng: random.Random) -> dict:
+    shape = rng.random()
+    if shape < sum(NO_CALL_SHARE):
+        kind = 0 if shape < NO_CALL_SHARE[0] else 1 if shape < NO_CALL_SHARE[0] + NO_CALL_SHARE[1] else 2
+        return no_call_row(row_id, kind, rng)
     shape = rng.random()
     first = rng.choice(CATALOGUE)
     query, call, chinese = make_call(first, rng)
@@ -399,12 +487,7 @@ def make_row(row_id: int, rng: random.Random) -> dict:
     distractors = rng.sample([t for t in CATALOGUE if t not in needed], rng.randint(0, 3))
     offered = needed + distractors
     rng.shuffle(offered)
-    return {
-        "id": row_id,
-        "query": query,
-        "answers": json.dumps(calls, ensure_ascii=False),
-        "tools": json.dumps([t.xlam() for t in offered], ensure_ascii=False),
-    }
+    return row(row_id, query, calls, offered)
 
 
 def generate(rows: int, seed: int) -> list[dict]:
@@ -420,8 +503,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows = generate(args.rows, args.seed)
     write_json(args.output, rows)
-    parallel = sum(len(json.loads(r["answers"])) > 1 for r in rows)
-    print(f"gen_xlam_sample: {len(rows)} rows from {len(CATALOGUE)} tools ({parallel} with parallel calls) -> {args.output}")
+    calls = [len(json.loads(r["answers"])) for r in rows]
+    print(f"gen_xlam_sample: {len(rows)} rows from {len(CATALOGUE)} tools ({sum(n > 1 for n in calls)} with "
+          f"parallel calls, {calls.count(0)} needing no call) -> {args.output}")
     return 0
 
 

@@ -5,7 +5,8 @@
 TRL 0.24 does not pass a row's tools to the chat template, so each prompt is rendered here, as plain
 text, by LLaMA-Factory's template (the one the SFT recipe trained with): system message with the
 tools in the template's tool format, the user's query, and the assistant header. TRL then generates
-from that text as it is. The dataset keeps `tools` and `answers` (the reference calls) as columns;
+from that text as it is. Rows that need no call are prompts too, with answers "[]": the rewards pay for
+declining there (reward/fc.py). The dataset keeps `tools` and `answers` (the reference calls) as columns;
 TRL passes them to the reward functions. `--show N` prints N rendered prompts with their token
 counts, so you can see exactly what the policy is asked.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from eval.datasets import eval_dataset, examples_from_sharegpt
 from eval.generate import encode_prompt, get_template, load_model
+from eval.toolcall import parse_tool_calls
 from scripts.common import read_rows, registered_dataset
 from scripts.recipes import read_recipe
 
@@ -34,13 +36,15 @@ def build_rows(sharegpt_rows: list[dict], tokenizer, template, max_prompt_tokens
     out because the rendered prompt is longer than max_prompt_tokens (TRL would cut it from the left,
     which removes the tool list: worse than leaving the row out)."""
     rows, too_long = [], 0
-    for example in examples_from_sharegpt(sharegpt_rows, targets={"function_call"}):
+    for example in examples_from_sharegpt(sharegpt_rows, targets={"function_call", "gpt"}):
         ids = encode_prompt(tokenizer, template, example)
         if max_prompt_tokens and len(ids) > max_prompt_tokens:
             too_long += 1
             continue
+        # a gpt turn is a no-call row's text reply: its reference is "no call"
+        answers = example.label if parse_tool_calls(example.label) else "[]"
         rows.append({"prompt": tokenizer.decode(ids, skip_special_tokens=False),
-                     "tools": example.tools, "answers": example.label})
+                     "tools": example.tools, "answers": answers})
     return rows, too_long
 
 

@@ -15,7 +15,12 @@ answers as JSON strings (or already decoded lists). A tool's parameters may be:
     wrapped as {"type": "function", "function": {...}}) or as BFCL writes it ("type": "dict" and its type
     names float, tuple, any, converted to JSON schema's).
 
-Output rows: {"id", "conversations": [human query, function_call], "tools": "<JSON string>"}.
+A row whose answers are an empty list needs no call (no offered tool serves the query, or the query lacks
+what the tool needs): its optional "response" field is the text reply; without one the reply says, in the
+query's language, that none of the offered tools can do it.
+
+Output rows: {"id", "conversations": [human query, function_call], "tools": "<JSON string>"}; a no-call
+row ends with a gpt turn (the text reply) instead of the function_call turn.
   - tools become OpenAI-style function definitions with a JSON-schema `parameters` object; a
     parameter is required unless its xlam type says optional; xlam types map to JSON-schema types
     (a type it cannot map, e.g. Callable, stays untyped and is counted in the summary);
@@ -23,7 +28,8 @@ Output rows: {"id", "conversations": [human query, function_call], "tools": "<JS
     calls are one assistant action, as the model must emit them. No observation or final reply is
     invented: xlam has no tool results, and training on fake ones teaches the model to ignore them.
 A row is rejected (reported with file, row, id, field and reason; the run goes on) when tools or
-answers are not valid JSON, the query is missing or empty, there is no call, a call names a tool the
+answers are not valid JSON, the query is missing or empty, answers is not a list, a no-call row's
+response is not a non-empty string, a call names a tool the
 row does not offer, its arguments are not an object, or it passes an argument the tool does not
 declare. Same input and seed: byte-identical output.
 """
@@ -37,7 +43,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from eval.toolcall import executable, json_schema, tools_by_name
+from eval.toolcall import executable, json_schema, parse_tool_calls, tools_by_name
 from scripts.common import (
     Rejection,
     convert_records,
@@ -200,9 +206,28 @@ def _json_field(record: dict, field: str) -> Any:
     raise RowError(field, "missing" if value is None else f"expected a JSON string, got {type(value).__name__}")
 
 
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def decline_reply(query: str, tool_names: list[str]) -> str:
+    """The text answer of a row no offered tool serves, in the query's language."""
+    names = ", ".join(tool_names)
+    if CJK.search(query):
+        return f"抱歉，现有的工具（{names}）都无法完成这个请求，我不能通过调用工具来回答。"
+    return f"Sorry, none of the available tools ({names}) can do this, so I cannot answer it with a tool call."
+
+
+def ask_for_arguments_reply(query: str, tool_name: str, required: list[str]) -> str:
+    """The text answer of a row whose query lacks the arguments the right tool requires."""
+    names = ", ".join(required)
+    if CJK.search(query):
+        return f"可以用 {tool_name} 来完成，但还缺少必要的信息：{names}。请补充后我再调用。"
+    return f"I can do this with {tool_name}, but I need the following first: {names}. Please provide them."
+
+
 def check_calls(answers: Any, functions: list[dict]) -> list[dict]:
-    if not isinstance(answers, list) or not answers:
-        raise RowError("answers", "expected a non-empty list of calls")
+    if not isinstance(answers, list):
+        raise RowError("answers", "expected a list of calls ([] when no call is needed)")
     declared = {f["name"]: f["parameters"]["properties"] for f in functions}
     calls = []
     for i, call in enumerate(answers):
@@ -219,6 +244,17 @@ def check_calls(answers: Any, functions: list[dict]) -> list[dict]:
                 raise RowError(f"{where}.arguments.{name}", f"argument '{name}' is not declared by '{call['name']}'")
         calls.append({"name": call["name"], "arguments": arguments})
     return calls
+
+
+def no_call_reply(record: dict, query: str, functions: list[dict]) -> str:
+    response = record.get("response")
+    if response is None:
+        return decline_reply(query, [f["name"] for f in functions])
+    if not isinstance(response, str) or not response.strip():
+        raise RowError("response", "the reply of a row that needs no call must be a non-empty string")
+    if parse_tool_calls(response):
+        raise RowError("response", "the reply of a row that needs no call contains a tool call")
+    return response
 
 
 def convert_row(record: Any) -> tuple[dict, int]:
@@ -239,19 +275,20 @@ def convert_row_parts(record: Any) -> tuple[dict, int, list[dict], list[dict]]:
         raise RowError("tools", "expected a JSON list of tools")
     functions, unknown = convert_tools(tools)
     calls = check_calls(_json_field(record, "answers"), functions)
+    if calls:
+        answer = {"from": "function_call", "value": json.dumps(calls, ensure_ascii=False)}
+    else:
+        answer = {"from": "gpt", "value": no_call_reply(record, query, functions)}
     row = {
         "id": record.get("id"),
-        "conversations": [
-            {"from": "human", "value": query},
-            {"from": "function_call", "value": json.dumps(calls, ensure_ascii=False)},
-        ],
+        "conversations": [{"from": "human", "value": query}, answer],
         "tools": json.dumps(functions, ensure_ascii=False),
     }
     return row, unknown, calls, functions
 
 
 def convert_files(paths: list[Path]) -> tuple[list[dict], list[Rejection], int, dict]:
-    stats = {"untyped_parameters": 0, "parallel": 0, "reference_not_type_correct": 0}
+    stats = {"untyped_parameters": 0, "parallel": 0, "no_call": 0, "reference_not_type_correct": 0}
 
     def convert(record: Any, _where: str) -> tuple[dict | None, tuple[str, str] | None]:
         try:
@@ -260,8 +297,9 @@ def convert_files(paths: list[Path]) -> tuple[list[dict], list[Rejection], int, 
             return None, (error.field, error.reason)
         stats["untyped_parameters"] += unknown
         stats["parallel"] += len(calls) > 1
+        stats["no_call"] += not calls
         # kept (the data is what it is) but counted: exec_rate of the reference itself is below 1
-        stats["reference_not_type_correct"] += not executable(calls, tools_by_name(functions))
+        stats["reference_not_type_correct"] += bool(calls) and not executable(calls, tools_by_name(functions))
         return row, None
 
     rows, rejections, read = convert_records(paths, convert)
@@ -301,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     split = write_split(rows, args, {"formatting": "sharegpt",
                                      "columns": {"messages": "conversations", "tools": "tools"}, "tags": TAGS})
     report("prepare_xlam", read, len(rows), rejections,
-           f" ({split}; {stats['parallel']} parallel, {stats['untyped_parameters']} untyped parameters, "
+           f" ({split}; {stats['parallel']} parallel, {stats['no_call']} needing no call, "
+           f"{stats['untyped_parameters']} untyped parameters, "
            f"{stats['reference_not_type_correct']} references not type-correct"
            + (f"; {len(held_out)} tools only in val: {', '.join(held_out)}" if held_out else "") + ")")
     return 0

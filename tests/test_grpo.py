@@ -81,7 +81,22 @@ def test_prompts_carry_the_tools_in_the_template_format_and_keep_reward_columns(
         assert all(f"Tool Name: {name}" in row["prompt"] for name in names)  # LLaMA-Factory's default tool format
         assert source["conversations"][0]["value"] in row["prompt"]
         assert row["prompt"].endswith("<|im_start|>assistant\n")
-        assert row["tools"] == source["tools"] and row["answers"] == source["conversations"][1]["value"]
+        answer = source["conversations"][1]
+        assert row["tools"] == source["tools"]
+        assert row["answers"] == (answer["value"] if answer["from"] == "function_call" else "[]")
     lengths = [len(tokenizer(r["prompt"], add_special_tokens=False)["input_ids"]) for r in built]
     short, left_out = build_rows(rows, tokenizer, template, max_prompt_tokens=sorted(lengths)[2])
     assert len(short) == 3 and left_out == 2  # long prompts are left out, never cut
+
+
+def test_rows_that_need_no_call_are_prompts_with_no_reference_call(smollm2):
+    """GRPO sees the relevance rows too: their answers are "[]", so the rewards pay for declining."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2)
+    rows = json.loads((REPO / "data/fc/val.json").read_text(encoding="utf-8"))
+    built, _ = build_rows(rows, tokenizer, get_template(tokenizer, "smollm2"))
+    assert len(built) == len(rows)
+    no_call = [b for b, r in zip(built, rows) if r["conversations"][1]["from"] == "gpt"]
+    assert no_call and all(b["answers"] == "[]" for b in no_call)
+    assert all(json.loads(b["answers"]) for b in built if b not in no_call)

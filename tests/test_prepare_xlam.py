@@ -1,5 +1,6 @@
 import copy
 import json
+import re
 import subprocess
 import sys
 
@@ -7,8 +8,10 @@ import pytest
 
 from eval.toolcall import executable, parse_tool_calls, tools_by_name
 from scripts import prepare_xlam as prep
-from scripts.gen_xlam_sample import CATALOGUE, generate
+from scripts.gen_xlam_sample import CATALOGUE, PLACEHOLDER, STAND_INS, generate
 from tests.conftest import REPO
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
 
 TOOLS = [
     {"name": "get_weather", "description": "Weather for a city.", "parameters": {
@@ -98,7 +101,11 @@ def test_optional_marker_and_unknown_types():
      "arguments must be an object"),
     (mutate(answers=json.dumps([{"name": "get_weather", "arguments": {"city": "Paris", "lang": "fr"}}])),
      "answers[0].arguments.lang", "argument 'lang' is not declared"),
-    (mutate(answers="[]"), "answers", "non-empty list"),
+    (mutate(answers="{}"), "answers", "expected a list of calls"),
+    (mutate(answers="[]", response=""), "response", "non-empty string"),
+    (mutate(answers="[]", response=["text"]), "response", "non-empty string"),
+    (mutate(answers="[]", response='Action: get_weather\nAction Input: {"city": "Paris"}'), "response",
+     "contains a tool call"),
     (mutate(answers=json.dumps([{"name": "get_weather", "arguments": {"city": "X"}}, "nope"])), "answers[1]",
      "must be an object"),
     (mutate(tools=json.dumps({"name": "x"})), "tools", "JSON list"),
@@ -174,12 +181,59 @@ def test_sample_generator_contract():
     calls = [json.loads(r["answers"]) for r in rows]
     assert sum(len(c) > 1 for c in calls) > 200  # parallel calls
     assert len({c["name"] for cs in calls for c in cs}) == len(CATALOGUE)  # every tool is used
+    no_call = [r for r, c in zip(rows, calls) if not c]
+    assert 0.10 * len(rows) <= len(no_call) <= 0.15 * len(rows)  # relevance rows: 10-15% of the sample
+    assert any(CJK.search(r["query"]) for r in no_call) and any(not CJK.search(r["query"]) for r in no_call)
+    asking = [r for r in no_call if "I need the following" in r["response"] or "还缺少" in r["response"]]
+    assert asking and len(asking) < len(no_call)  # both kinds: asks for what is missing, and declines
     for row, row_calls in zip(rows, calls):
         converted, unknown = prep.convert_row(row)  # every sample row converts cleanly...
         assert unknown == 0
+        answer = converted["conversations"][1]
+        if not row_calls:  # a no-call row ends with its text reply, which holds no call
+            assert answer == {"from": "gpt", "value": row["response"]} and not parse_tool_calls(answer["value"])
+            continue
         # ...and its reference calls are type-correct and parse back through the shared core
         assert executable(row_calls, tools_by_name(converted["tools"]))
-        assert parse_tool_calls(converted["conversations"][1]["value"]) == row_calls
+        assert parse_tool_calls(answer["value"]) == row_calls
+
+
+def test_unserved_rows_offer_neither_the_tool_nor_a_stand_in():
+    """A declined query built from a tool's template never comes with that tool or one that could replace it."""
+    for row in generate(1200, seed=0):
+        if json.loads(row["answers"]) or "I need" in row["response"] or "还缺少" in row["response"]:
+            continue
+        offered = {t["name"] for t in json.loads(row["tools"])}
+        for tool in CATALOGUE:
+            group = set().union({tool.name}, *(g for g in STAND_INS if tool.name in g))
+            # if the query is one of this tool's templates filled in, no tool of its group is offered
+            if any(re.fullmatch(PLACEHOLDER.sub(".+?", re.escape(t).replace("\\{", "{").replace("\\}", "}")),
+                                row["query"]) for t in tool.templates):
+                assert not offered & group, (row["query"], offered)
+
+
+def test_no_call_rows_convert_to_a_text_reply_in_the_query_language():
+    english, _ = prep.convert_row(mutate(query="What is the capital of France?", answers="[]"))
+    assert english["conversations"][1] == {"from": "gpt", "value": prep.decline_reply("x", ["get_weather", "stats"])}
+    assert "get_weather, stats" in english["conversations"][1]["value"]
+    chinese, _ = prep.convert_row(mutate(query="法国的首都是哪里？", answers=[]))
+    assert chinese["conversations"][1]["value"].startswith("抱歉")
+    asked, _ = prep.convert_row(mutate(query="Weather?", answers="[]", response="Which city?"))
+    assert asked["conversations"][1] == {"from": "gpt", "value": "Which city?"}
+    assert json.loads(asked["tools"])[0]["name"] == "get_weather"  # the tools stay: the model must see them
+
+
+def test_no_call_rows_load_through_llamafactory_as_an_assistant_reply():
+    from llamafactory.data.converter import SharegptDatasetConverter
+    from llamafactory.data.parser import DatasetAttr
+    from llamafactory.hparams import DataArguments
+
+    attr = DatasetAttr("file", "x.json", formatting="sharegpt", messages="conversations", tools="tools",
+                       **prep.TAGS)
+    row, _ = prep.convert_row(mutate(answers="[]"))
+    out = SharegptDatasetConverter(attr, DataArguments())(row)
+    assert out["_response"] == [{"role": "assistant", "content": row["conversations"][1]["value"]}]
+    assert json.loads(out["_tools"]) == json.loads(row["tools"])
 
 
 def test_converted_rows_load_through_llamafactory(tmp_path):

@@ -91,6 +91,17 @@ def test_rewards_match_the_eval_scorer():
     assert rewards(completion) == (row["parse"], row["schema_hit"], row["exec"], row["arg_f1"])
 
 
+@pytest.mark.parametrize("answer", ["[]", "Sorry, none of the tools (schedule_interview) can do this.", "抱歉，无法完成。"])
+def test_a_row_that_needs_no_call_pays_for_declining_only(answer):
+    assert rewards("Sorry, none of these tools can do that.", answer) == (1, 1, 1, 1)
+    assert rewards("", answer) == (1, 1, 1, 1)  # an empty reply makes no call either
+    assert rewards(call(candidate="张三", day=3), answer) == (0, 0, 0, 0)
+    assert rewards('Action: get_time\nAction Input: {}', answer) == (0, 0, 0, 0)
+    kwargs = {"tools": [TOOLS] * 2, "answers": [answer, ANSWER]}
+    assert combined_reward(["I cannot.", call(candidate="张三", day=3)], **kwargs) == [1.0, 1.0]
+    assert combined_reward([call(candidate="张三", day=3), "I cannot."], **kwargs) == [0.0, 0.0]
+
+
 def test_missing_columns_and_short_columns_score_zero():
     completion = call(candidate="张三", day=3)
     assert json_parse_reward([completion, completion], tools=[TOOLS]) == [1.0, 1.0]  # parse needs no reference

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eval.toolcall import argument_f1, executable, parse_tool_calls, schema_hit, score, tools_by_name, type_ok
+from eval.toolcall import argument_f1, combined, executable, parse_tool_calls, schema_hit, score, tools_by_name, type_ok
 
 TOOLS = json.dumps([
     {"name": "schedule_interview", "description": "book a slot", "parameters": {"type": "object", "properties": {
@@ -103,11 +103,28 @@ def test_argument_f1_edge_cases():
 def test_score_row():
     reference = json.dumps([CALL], ensure_ascii=False)
     perfect = score("<tool_call>" + json.dumps(CALL, ensure_ascii=False) + "</tool_call>", reference, TOOLS)
-    assert perfect == {"parse": 1.0, "name": 1.0, "arg_f1": 1.0, "schema_hit": 1.0, "exec": 1.0, "exact": 1.0}
+    assert perfect == {"parse": 1.0, "name": 1.0, "arg_f1": 1.0, "schema_hit": 1.0, "exec": 1.0, "exact": 1.0,
+                       "no_call": None}
     reordered = score(json.dumps([{"name": "get_time", "arguments": {}}, CALL]),
                       json.dumps([CALL, {"name": "get_time", "arguments": {}}]), TOOLS)
     assert reordered["name"] == 1.0 and reordered["exact"] == 1.0
-    assert score("garbage", reference, TOOLS) == dict.fromkeys(perfect, 0.0)
+    assert score("garbage", reference, TOOLS) == {**dict.fromkeys(perfect, 0.0), "no_call": None}
+    # no reference at all: the call metrics against nothing (a call is not "right")
+    assert score("<tool_call>" + json.dumps(CALL) + "</tool_call>", None, TOOLS)["exact"] == 0.0
+
+
+CALL_TEXT = "<tool_call>" + json.dumps(CALL, ensure_ascii=False) + "</tool_call>"
+
+
+@pytest.mark.parametrize("reference", ["[]", [], "Sorry, none of the tools can do that.", "抱歉，无法完成。"])
+def test_a_row_that_needs_no_call_is_right_only_when_no_call_is_made(reference):
+    declined = score("Sorry, I cannot do that with these tools.", reference, TOOLS)
+    assert declined == {"parse": None, "name": None, "arg_f1": None, "schema_hit": None, "exec": None,
+                        "exact": 1.0, "no_call": 1.0}
+    called = score(CALL_TEXT, reference, TOOLS)
+    assert called["exact"] == called["no_call"] == 0.0 and called["parse"] is None
+    assert combined(declined) == 1.0 and combined(called) == 0.0
+    assert combined(declined, {"parse": 0.5, "exec": 0.2}) == pytest.approx(0.7)
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
@@ -121,7 +138,8 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
        tools=st.one_of(st.text(max_size=50), json_values.map(json.dumps)))
 def test_fuzz_never_raises_and_scores_are_in_range(text, tools):
     result = score(text, text, tools)
-    assert all(0.0 <= v <= 1.0 for v in result.values())
+    assert all(v is None or 0.0 <= v <= 1.0 for v in result.values())
+    assert (result["no_call"] is None) != (result["parse"] is None)  # a row either needs calls or needs none
 
 
 def test_fc_metrics_cli(tmp_path):
@@ -137,9 +155,20 @@ def test_fc_metrics_cli(tmp_path):
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     out = subprocess.run([sys.executable, "-m", "eval.fc_metrics", "--predictions", str(path)], cwd=REPO,
                          capture_output=True, text=True, check=True)
-    assert json.loads(out.stdout) == {"n": 2, "parse_rate": 0.5, "name_acc": 0.5, "arg_f1": 0.5,
+    assert json.loads(out.stdout) == {"n": 2, "n_no_call": 0, "parse_rate": 0.5, "name_acc": 0.5, "arg_f1": 0.5,
                                       "schema_hit_rate": 0.5, "exec_rate": 0.5, "exact_match": 0.5,
-                                      "combined_reward": 0.5}
+                                      "irrelevance_acc": None, "combined_reward": 0.5}
+    # rows that need no call: call metrics over the call rows only, exact and irrelevance_acc over them too
+    rows += [{"predict": "Sorry, none of these tools can do it.", "label": "[]", "tools": TOOLS},
+             {"predict": good, "label": "Sorry, none of the tools (get_weather) can do this.", "tools": TOOLS},
+             {"predict": "我做不到。", "label": "抱歉，现有的工具都无法完成这个请求。", "tools": TOOLS}]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "eval.fc_metrics", "--predictions", str(path)], cwd=REPO,
+                         capture_output=True, text=True, check=True)
+    metrics = json.loads(out.stdout)
+    assert metrics["n"] == 5 and metrics["n_no_call"] == 3
+    assert metrics["parse_rate"] == 0.5 and metrics["exact_match"] == 0.6  # (1 + 0) + (1 + 0 + 1) of 5
+    assert metrics["irrelevance_acc"] == round(2 / 3, 4) and metrics["combined_reward"] == 0.6
     path.write_text('{"predict": "x", "label": "[]"}\n', encoding="utf-8")
     bad = subprocess.run([sys.executable, "-m", "eval.fc_metrics", "--predictions", str(path)], cwd=REPO,
                          capture_output=True, text=True)
