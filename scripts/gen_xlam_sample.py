@@ -402,7 +402,7 @@ VAGUE = {
     "get_stock_price": ("What's the stock price?", "股价现在多少？"),
     "is_prime": ("Is this number prime?", "这个数是质数吗？"),
 }
-NO_CALL_SHARE = (0.06, 0.035, 0.03)  # unserved, unrelated, missing arguments: 12.5% of the rows in all
+NO_CALL_SHARE = (0.075, 0.04, 0.035)  # unserved, unrelated, missing arguments: 15% of the rows in all
 
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")

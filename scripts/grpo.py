@@ -42,6 +42,7 @@ class GrpoLauncherArguments:
     eval_dataset: str | None = None
     sft_adapter: str | None = None
     max_samples: int | None = None
+    no_call_share: float | None = None  # share of prompts that need no call (relevance rows); None: the data's
     trust_remote_code: bool = False
     lora_rank: int = 16
     lora_alpha: int = 32

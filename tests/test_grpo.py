@@ -100,3 +100,21 @@ def test_rows_that_need_no_call_are_prompts_with_no_reference_call(smollm2):
     no_call = [b for b, r in zip(built, rows) if r["conversations"][1]["from"] == "gpt"]
     assert no_call and all(b["answers"] == "[]" for b in no_call)
     assert all(json.loads(b["answers"]) for b in built if b not in no_call)
+
+
+def test_no_call_share_makes_up_the_share_keeps_every_call_prompt_and_is_seeded():
+    from scripts.grpo_data import with_no_call_share
+
+    rows = [{"prompt": f"c{i}", "answers": f"[{i}]"} for i in range(30)] + \
+           [{"prompt": f"n{i}", "answers": "[]"} for i in range(5)]
+    half = with_no_call_share(rows, 0.5, seed=1)
+    assert [r for r in half if r["answers"] != "[]"] == rows[:30]  # every call prompt once, in order
+    assert sum(r["answers"] == "[]" for r in half) == 30  # 5 no-call prompts drawn to make up half
+    assert {r["prompt"] for r in half if r["answers"] == "[]"} == {f"n{i}" for i in range(5)}
+    assert half == with_no_call_share(rows, 0.5, seed=1) and half != with_no_call_share(rows, 0.5, seed=2)
+    assert all(half[i]["answers"] != half[i + 2]["answers"] or half[i + 1]["answers"] != half[i]["answers"]
+               for i in range(len(half) - 2))  # interleaved, not one block after the other
+    assert sum(r["answers"] == "[]" for r in with_no_call_share(rows, 0.1, seed=1)) == 3  # fewer than the data's
+    assert with_no_call_share(rows[:30], 0.5, seed=1) == rows[:30]  # nothing to draw from: unchanged
+    with pytest.raises(SystemExit, match="no_call_share"):
+        with_no_call_share(rows, 1.0, seed=1)

@@ -76,3 +76,24 @@ def test_non_mean_statistic_macro_f1_is_resampled_whole():
     assert estimate["macro_f1"].value == 100 and estimate["accuracy"].low == 100
     wrong = decision_statistic_of_labels(["FOLLOW_UP"] * 60, gold)
     assert stats.intervals(wrong, 60, n_resamples=200)["accuracy"].value == pytest.approx(100 / 3, abs=0.01)
+
+
+def test_fc_report_leaves_out_a_metric_no_example_applies_to_and_keeps_it_when_one_does(tmp_path):
+    """irrelevance_acc is reported only when the split has rows that need no call (no NaN in report.json)."""
+    import json
+
+    from eval.run_eval import TASKS, fc_statistic, write_report
+
+    tools = json.dumps([{"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "integer"}},
+                                                     "required": ["x"]}}])
+    call = '[{"name": "f", "arguments": {"x": 1}}]'
+    rows = [{"predict": "Action: f\nAction Input: {\"x\": 1}", "label": call, "tools": tools}] * 3
+    meta = {"n": 3, "seed": 0, "sampled": False, "dataset": "d", "left_out": 0, "max_prompt_tokens": 9,
+            "max_new_tokens": 9, "dtype": "float32"}
+    results = write_report(tmp_path, tmp_path / "r.yaml", TASKS["fc"], {"m": fc_statistic(rows)}, {}, {}, meta)
+    assert "irrelevance_acc" not in results["m"] and results["m"]["exact_match"] == 100.0
+    report = (tmp_path / "report.json").read_text(encoding="utf-8")
+    assert "NaN" not in report and "irrelevance_acc" not in (tmp_path / "report.md").read_text(encoding="utf-8")
+    rows = rows[:2] + [{"predict": "Sorry, no tool does that.", "label": "[]", "tools": tools}]
+    results = write_report(tmp_path, tmp_path / "r.yaml", TASKS["fc"], {"m": fc_statistic(rows)}, {}, {}, meta)
+    assert results["m"]["irrelevance_acc"] == 100.0 and results["m"]["parse_rate"] == 100.0
