@@ -83,7 +83,7 @@ def build_dataset(recipe: dict, tokenizer, split: str = "train"):
     path = dataset_file(recipe, name) if name else eval_dataset(recipe)[0]
     rows, too_long = build_rows(read_rows(path), tokenizer, template,
                                 recipe.get("max_prompt_length"))
-    if recipe.get("no_call_share") is not None:
+    if split == "train" and recipe.get("no_call_share") is not None:  # a val split keeps its own share
         rows = with_no_call_share(rows, float(recipe["no_call_share"]), int(recipe.get("seed", 42)))
     if recipe.get("max_samples"):
         rows = rows[: int(recipe["max_samples"])]
