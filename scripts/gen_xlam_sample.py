@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Callable
 
 from scripts.common import write_json
-from scripts.prepare_xlam import ask_for_arguments_reply, decline_reply
+from scripts.prepare_xlam import CJK, ask_for_arguments_reply, convert_parameter, decline_reply
 
 DEFAULT_OUTPUT = Path("data/raw/xlam_sample.json")
 
@@ -406,7 +406,6 @@ NO_CALL_SHARE = (0.075, 0.04, 0.035)  # unserved, unrelated, missing arguments: 
 
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
-CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def render(value: object) -> str:
@@ -450,7 +449,8 @@ def no_call_row(row_id: int, kind: int, rng: random.Random) -> dict:
         others = rng.sample([t for t in CATALOGUE if t is not tool], rng.randint(0, 2))
         offered = [tool] + others
         rng.shuffle(offered)
-        required = [p.name for p in tool.params if "optional" not in p.xlam_type]
+        required = [name for name, spec in tool.xlam()["parameters"].items()
+                    if convert_parameter(name, spec, name)[1]]  # the converter's rule for "required"
         return row(row_id, query, [], offered, ask_for_arguments_reply(query, tool.name, required))
     if kind == 0:
         needed = rng.choice(CATALOGUE)

@@ -25,6 +25,8 @@ from eval.toolcall import parse_tool_calls
 from scripts.common import read_rows, registered_dataset
 from scripts.recipes import read_recipe
 
+NO_CALL = "[]"  # the answers of a prompt that needs no call
+
 
 def dataset_file(recipe: dict, name: str) -> Path:
     path, entry = registered_dataset(recipe.get("dataset_dir", "."), name)
@@ -44,7 +46,7 @@ def build_rows(sharegpt_rows: list[dict], tokenizer, template, max_prompt_tokens
             too_long += 1
             continue
         # a gpt turn is a no-call row's text reply: its reference is "no call"
-        answers = example.label if parse_tool_calls(example.label) else "[]"
+        answers = example.label if parse_tool_calls(example.label) else NO_CALL
         rows.append({"prompt": tokenizer.decode(ids, skip_special_tokens=False),
                      "tools": example.tools, "answers": answers})
     return rows, too_long
@@ -57,8 +59,8 @@ def with_no_call_share(rows: list[dict], share: float, seed: int) -> list[dict]:
     the data's (12-15% in the shipped sample)."""
     if not 0.0 <= share < 1.0:
         sys.exit(f"error: no_call_share must be at least 0 and below 1, got {share}")
-    no_call = [r for r in rows if r["answers"] == "[]"]
-    calls = [r for r in rows if r["answers"] != "[]"]
+    no_call = [r for r in rows if r["answers"] == NO_CALL]
+    calls = [r for r in rows if r["answers"] != NO_CALL]
     if not no_call or not calls:
         return rows
     rng = random.Random(seed)

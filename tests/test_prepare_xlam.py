@@ -9,9 +9,8 @@ import pytest
 from eval.toolcall import executable, parse_tool_calls, tools_by_name
 from scripts import prepare_xlam as prep
 from scripts.gen_xlam_sample import CATALOGUE, PLACEHOLDER, STAND_INS, generate
+from scripts.prepare_xlam import CJK
 from tests.conftest import REPO
-
-CJK = re.compile(r"[\u4e00-\u9fff]")
 
 TOOLS = [
     {"name": "get_weather", "description": "Weather for a city.", "parameters": {
