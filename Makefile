@@ -45,7 +45,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 PRECISION_OVERRIDE = $$($(PY) -m scripts.hardware precision $(RECIPE) $(PRECISION))
 
 INTERVIEW_RAW := data/raw/interview_dialogues.jsonl
-INTERVIEW_OUT := data/interview/train.json data/interview/val.json data/interview/window_train.json data/interview/window_val.json
+INTERVIEW_OUT := data/interview/train.json data/interview/val.json data/interview/window_train.json data/interview/window_val.json data/interview/window_decisions_train.json data/interview/window_decisions_val.json
 XLAM_SAMPLE := data/raw/xlam_sample.json
 FC_OUT := data/fc/train.json data/fc/val.json
 FOLLOWUP_RAW := data/raw/followup_decisions.jsonl
@@ -83,7 +83,7 @@ $(MODEL_DIR)/.complete: scripts/get_model.py | $(VENV)/.installed
 
 model: $(VENV)/.installed $(MODEL_DIR)/.complete ## convert the embedded SmolLM2-135M-Instruct (GGUF) into models/
 
-$(INTERVIEW_RAW): data/bank/question_bank.json scripts/gen_interview_data.py | $(VENV)/.installed
+$(INTERVIEW_RAW): data/bank/question_bank.json scripts/gen_interview_data.py scripts/prompts.py | $(VENV)/.installed
 	$(PY) -m scripts.gen_interview_data --output $@
 
 $(INTERVIEW_OUT) &: $(INTERVIEW_RAW) scripts/prepare_interview.py scripts/interview_format.py data/schema/interview_dialogue.schema.json | $(VENV)/.installed
@@ -106,7 +106,7 @@ data: $(VENV)/.installed $(INTERVIEW_OUT) $(FC_OUT) $(FOLLOWUP_OUT) ## generate 
 sft: model data ## train RECIPE with llamafactory-cli; a killed run resumes, a finished one is kept (ARGS="key=value ...")
 	$(PY) -m scripts.sft $(RECIPE) $(PRECISION_OVERRIDE) $(ARGS)
 
-grpo: model data ## GRPO (TRL) from a function-calling SFT adapter: RECIPE=configs/fc_smollm2_grpo_cpu.yaml
+grpo: model data ## GRPO (TRL) from an SFT adapter: RECIPE=configs/fc_smollm2_grpo_cpu.yaml or configs/interview_smollm2_grpo_cpu.yaml
 ifeq ($(ACCELERATE_CONFIG),)
 	$(PY) -m scripts.grpo $(RECIPE) $(PRECISION_OVERRIDE) $(ARGS)
 else
@@ -130,7 +130,7 @@ BFCL_RECIPE = $(if $(filter command line environment,$(origin RECIPE)),$(RECIPE)
 bfcl: model bfcl-data ## BFCL v4 offline (11 single-turn AST categories): base vs SFT (vs GRPO) of RECIPE (default: the fc CPU recipe)
 	$(PY) -m eval.bfcl --recipe $(BFCL_RECIPE) $(BFCL_ARGS)
 
-simulate: model data ## whole simulated interviews, base vs tuned, free and steered, scored by the policy (RECIPE: an interview recipe)
+simulate: model data ## whole simulated interviews, base vs tuned (sft vs grpo for a GRPO recipe), free and steered, scored by the policy
 	$(PY) -m eval.simulate --recipe $(RECIPE) $(SIM_ARGS)
 
 serve: model ## OpenAI-compatible API for RECIPE's trained model on API_HOST:API_PORT (LLaMA-Factory's server; API_KEY honoured)

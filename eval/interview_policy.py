@@ -12,6 +12,9 @@ The checks, on each transcript (text is compared after dropping whitespace; see 
 closed_with_score   the last interviewer turn states 综合评分, a colon (full- or half-width), an integer
                     N with 0 <= N <= 100 written `N/100`, and later 点评, a colon and non-empty text.
 score               that N, or null.
+premature_closing   null when the interview does not close with a score; otherwise whether it closes before
+                    the candidate has answered MIN_ANSWERS_BEFORE_CLOSING of the interviewer's turns (a
+                    closing in the first round, or right after one question, judges nothing).
 within_10_rounds    at most 10 interviewer turns, the closing included.
 repeated_question   some interviewer question is asked again: a question of a turn appears verbatim inside a
                     later interviewer turn. The questions of a turn: each run of consecutive sentences that
@@ -59,6 +62,7 @@ from scripts.common import read_records, write_jsonl
 from scripts.prompts import MAX_INTERVIEWER_ROUNDS
 
 MIN_QUESTION_CHARS = 6
+MIN_ANSWERS_BEFORE_CLOSING = 2
 UNKNOWN_MAX_CHARS = 40
 MAX_TURN_CHARS = 20_000
 MAX_MESSAGES = 400
@@ -77,10 +81,10 @@ LOOP = re.compile(r"(\S.{1,19}?)\1{2,}", re.DOTALL)
 SPACE = re.compile(r"\s+")
 LETTER = re.compile(r"[^\W\d_]")
 
-CHECKS = ("closed_with_score", "within_10_rounds", "repeated_question", "moves_on_after_unknown", "degenerate",
-          "score_consistent")
+CHECKS = ("closed_with_score", "premature_closing", "within_10_rounds", "repeated_question", "moves_on_after_unknown",
+          "degenerate", "score_consistent")
 MEASURES = ("follow_up_grounded",)
-GOOD_WHEN = {"closed_with_score": True, "within_10_rounds": True, "repeated_question": False,
+GOOD_WHEN = {"closed_with_score": True, "premature_closing": False, "within_10_rounds": True, "repeated_question": False,
              "moves_on_after_unknown": True, "degenerate": False, "score_consistent": True}
 
 
@@ -149,6 +153,45 @@ def shares_words(reply: str, answer: str, span: int = 4) -> bool:
     return any(answer[i:i + span] in reply for i in range(len(answer) - span + 1))
 
 
+def leaves_question(reply: str, question_turn: str) -> bool:
+    """Does the reply leave the question of question_turn (moves_on_after_unknown): it is a closing, or it
+    asks a question question_turn did not, and none of question_turn's questions appears in it?"""
+    asked_before = questions(question_turn)
+    asks_again = any(q in core(reply) for q in asked_before)
+    return closing_score(reply) is not None or (bool(questions(reply) - asked_before) and not asks_again)
+
+
+def substantive(answer: str) -> bool:
+    """An answer a follow-up can build on (follow_up_grounded): not a declared unknown, >= 10 characters."""
+    return not declares_unknown(answer) and len(core(answer)) >= 10
+
+
+def turn_checks(messages: list[tuple[str, str]], reply: str) -> dict:
+    """The checks on one interviewer turn: `reply`, written after `messages` (the interview so far as
+    [(role, text)], ending with the candidate's answer). The per-turn form of `verdict`, for rewards
+    (reward/interview.py): the same functions decide.
+      closing      the reply is a closing with a score (closed_with_score's rule); score: its N or None
+      asks         the reply asks a question of its own (questions(): not a generic prompt)
+      repeated     it asks again a question of an earlier interviewer turn (repeated_question)
+      moved_on     None unless the last answer declares not knowing; then leaves_question
+      degenerate   a loop or a broken character (degenerate)
+      grounded     None unless the last answer is substantive and the reply is no closing; then whether
+                   the reply reuses the candidate's words (follow_up_grounded)"""
+    reply = reply if isinstance(reply, str) else ""
+    earlier = [text for role, text in messages[:MAX_MESSAGES] if role == "interviewer"]
+    answer = messages[-1][1] if messages and messages[-1][0] == "candidate" and earlier else None
+    score = closing_score(reply)
+    return {
+        "closing": score is not None, "score": score,
+        "asks": bool(questions(reply)),
+        "repeated": asks_again(reply, earlier),
+        "moved_on": leaves_question(reply, earlier[-1]) if answer is not None and declares_unknown(answer) else None,
+        "degenerate": degenerate_turn(reply),
+        "grounded": shares_words(reply, answer) if answer is not None and substantive(answer) and score is None
+        else None,
+    }
+
+
 def messages_of(transcript: Any) -> list[tuple[str, str]] | None:
     """[(role, content)] of a transcript in the schema, or None."""
     if not isinstance(transcript, dict) or not isinstance(transcript.get("messages"), list):
@@ -185,16 +228,12 @@ def verdict(transcript: Any) -> dict:
     moved_on = []
     for i in unknown_at:
         reply = next((text for j, (role, text) in enumerate(messages) if j > i and role == "interviewer"), None)
-        if reply is None:
-            continue
-        asked_before = questions(messages[i - 1][1])
-        asks_again = any(q in core(reply) for q in asked_before)
-        new_question = bool(questions(reply) - asked_before)
-        moved_on.append(closing_score(reply) is not None or (new_question and not asks_again))
+        if reply is not None:
+            moved_on.append(leaves_question(reply, messages[i - 1][1]))
 
     grounded = []
     for i, text in answers:
-        if declares_unknown(text) or len(core(text)) < 10 or i + 1 >= len(messages):
+        if not substantive(text) or i + 1 >= len(messages):
             continue
         role, reply = messages[i + 1]
         if role == "interviewer" and closing_score(reply) is None:
@@ -206,6 +245,8 @@ def verdict(transcript: Any) -> dict:
     return {
         "id": transcript_id, "valid": True, "interviewer_turns": len(interviewer),
         "closed_with_score": score is not None, "score": score,
+        "premature_closing": None if score is None else
+        sum(i < interviewer[-1][0] for i, _ in answers) < MIN_ANSWERS_BEFORE_CLOSING,
         "within_10_rounds": len(interviewer) <= MAX_INTERVIEWER_ROUNDS,
         "repeated_question": repeated,
         "moves_on_after_unknown": all(moved_on) if moved_on else None,

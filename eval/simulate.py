@@ -2,6 +2,7 @@
 candidates, scored by the policy scorer (eval/interview_policy.py).
 
     make simulate RECIPE=configs/interview_smollm2_lora_sft_cpu.yaml [SIM_ARGS="..."]
+    make simulate RECIPE=configs/interview_smollm2_grpo_cpu.yaml           (a GRPO recipe: sft vs grpo)
     python -m eval.simulate --recipe R [--modes free,steered] [--models base,tuned] [--per-skill 2]
         [--areas network] [--candidates FILE.jsonl] [--max-rounds 11] [--seed 0] [--output-dir DIR]
 
@@ -25,10 +26,11 @@ interviewer turns, not closed); with the default cap of 11, "more than 10 rounds
 decoding, seeded candidates: the same seed gives the same transcripts. Interviews run in lockstep, one
 batched generation per round.
 
-Writes into --output-dir (default: <recipe output_dir>/../simulate): transcripts_<model>.jsonl (free mode)
+Writes into --output-dir (default: <recipe output_dir>/../simulate, ../simulate_grpo for a GRPO recipe): transcripts_<model>.jsonl (free mode)
 and transcripts_<model>_steered.jsonl, in the raw dialogue schema (python -m eval.interview_policy
 --transcripts ... scores them), verdicts_*.jsonl, report.json, report.md and policy.png. Every rate carries a
-95% bootstrap interval over candidates, tuned - base the paired interval; the report gives the Spearman
+95% bootstrap interval over candidates, tuned - base (grpo - sft for a GRPO recipe: --models sft,grpo by
+default, the SFT adapter it started from and its own output_dir) the paired interval; the report gives the Spearman
 correlation between the simulated skill and the interviewer's score, and the injection candidate's score.
 """
 
@@ -82,7 +84,8 @@ DEFAULT_MAX_ROUNDS = MAX_INTERVIEWER_ROUNDS + 1
 MAX_NEW_TOKENS = 160  # a closing with its review is ~150 SmolLM2 tokens; other turns stop well before
 CLOSING_MARK = re.compile(r"综合评分")
 # the targets of the issue, for the tuned model in free mode (and every steered check at 100%)
-FREE_TARGETS = {"closed_with_score": (">=", 0.90), "within_10_rounds": (">=", 0.95),
+# and premature_closing, added here: closing before two answers meets the others without interviewing
+FREE_TARGETS = {"closed_with_score": (">=", 0.90), "premature_closing": ("<=", 0.10), "within_10_rounds": (">=", 0.95),
                 "moves_on_after_unknown": (">=", 0.80), "degenerate": ("<=", 0.05),
                 "repeated_question": ("<=", 0.10)}
 
@@ -379,7 +382,8 @@ def markdown(report: dict) -> str:
              "decider (steered): "
              f"{report['decider']}. Rates x100 with 95% bootstrap intervals over candidates; a check counts only "
              "the interviews it applies to. Good: closed_with_score, within_10_rounds, moves_on_after_unknown, "
-             "score_consistent high; repeated_question, degenerate low. Targets (tuned, free mode) from the issue.",
+             "score_consistent high; repeated_question, premature_closing, degenerate low. Targets (tuned or grpo, "
+             "free mode) from the issue, and premature_closing <= 10%.",
              ""]
     if report["topics_seen_in_training"]:
         lines += [f"**Warning**: topics found in the training file: {', '.join(report['topics_seen_in_training'])}", ""]
@@ -389,7 +393,8 @@ def markdown(report: dict) -> str:
         if not names:
             continue
         header = ["check", *names, *(f"{a} - {b}" for a, b in report["pairs"] if a in names)]
-        header += ["target (tuned)"] if not mode_suffix else []
+        target_model = "grpo" if "grpo" in summary else "tuned"
+        header += [f"target ({target_model})"] if not mode_suffix else []
         lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
         for key in CHECKS + MEASURES:
             row = [key] + [cell(summary[n]["rates"][key]) for n in names]
@@ -399,7 +404,7 @@ def markdown(report: dict) -> str:
                     text = "n/a" if d["value"] is None else f"{d['value'] * 100:+.1f} [{d['low'] * 100:+.1f}, {d['high'] * 100:+.1f}]"
                     row.append(f"**{text}**" if d.get("significant") else text)
             if not mode_suffix:
-                tuned = summary.get("tuned", {}).get("rates", {}).get(key, {}).get("value")
+                tuned = summary.get(target_model, {}).get("rates", {}).get(key, {}).get("value")
                 row.append(target_met(key, tuned))
             lines.append("| " + " | ".join(row) + " |")
         lines += ["", "| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
@@ -431,8 +436,9 @@ def chart(path: Path, summary: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", type=Path, required=True, help="an interview SFT recipe")
-    parser.add_argument("--adapter", type=Path, help="tuned adapter (default: the recipe's output_dir)")
-    parser.add_argument("--models", default="base,tuned", help="comma-separated: base, tuned")
+    parser.add_argument("--adapter", type=Path, help="tuned (or grpo) adapter (default: the recipe's output_dir)")
+    parser.add_argument("--models", help="comma-separated: base, tuned (an SFT recipe; default base,tuned) or "
+                        "base, sft, grpo (a GRPO recipe; default sft,grpo)")
     parser.add_argument("--modes", default="free,steered", help="comma-separated: free, steered")
     parser.add_argument("--per-skill", type=int, default=2, help="candidates of each skill level")
     parser.add_argument("--areas", default=",".join(VAL_AREAS), help="held-out question-bank areas for the topics")
@@ -457,19 +463,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="--endpoint: requests in flight at once")
     args = parser.parse_args(argv)
 
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    recipe = read_recipe(args.recipe)
+    grpo = recipe.get("stage") == "grpo"
+    allowed = ("base", "sft", "grpo") if grpo else ("base", "tuned")
+    models = [m.strip() for m in (args.models or ("sft,grpo" if grpo else "base,tuned")).split(",") if m.strip()]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    if not models or set(models) - {"base", "tuned"}:
-        parser.error("--models: base and/or tuned")
+    if not models or set(models) - set(allowed):
+        parser.error(f"--models: some of {', '.join(allowed)} ({'a GRPO' if grpo else 'an SFT'} recipe)")
     if args.endpoint:
         models = ["endpoint"]  # the one model served there
     if not modes or set(modes) - {"free", "steered"}:
         parser.error("--modes: free and/or steered")
     if args.max_rounds < 2 or args.per_skill < 0:
         parser.error("--max-rounds is at least 2, --per-skill at least 0")
-    recipe = read_recipe(args.recipe)
-    fmt = format_of_dataset(training_dataset(recipe))
-    adapter = require_adapter(args.adapter or REPO_ROOT / recipe["output_dir"]) if "tuned" in models else None
+    fmt = recipe.get("prompt_format", "window") if grpo else format_of_dataset(training_dataset(recipe))
+    adapters = {"base": None}
+    if "tuned" in models or "grpo" in models:
+        hint = f"run GRPO first: make grpo RECIPE={args.recipe}" if grpo else "train it first: make sft"
+        adapters["grpo" if grpo else "tuned"] = require_adapter(args.adapter or REPO_ROOT / recipe["output_dir"], hint)
+    if "sft" in models:
+        adapters["sft"] = require_adapter(REPO_ROOT / recipe["sft_adapter"], "train the SFT recipe first: make sft")
     client, endpoint = connect(args.endpoint, args.api_key or os.environ.get("API_KEY"), args.model) \
         if args.endpoint else (None, None)
     bank = json.loads(args.bank.read_text(encoding="utf-8"))
@@ -485,7 +498,8 @@ def main(argv: list[str] | None = None) -> int:
     seen = topics_seen_in_training(recipe, {t for c in candidates for t in c.topics})
     if seen:
         print(f"warning: topics also in the training file (not unseen): {', '.join(seen)}", file=sys.stderr)
-    output = args.output_dir or (REPO_ROOT / recipe["output_dir"]).parent / "simulate"
+    # an SFT recipe reports into <run>/simulate, a GRPO recipe into <run>/simulate_grpo: both reports survive
+    output = args.output_dir or (REPO_ROOT / recipe["output_dir"]).parent / ("simulate_grpo" if grpo else "simulate")
     dtype, why = pick_dtype(args.dtype)
     decider = Decider(None if args.rules else args.classifier) if "steered" in modes else None
     print(f"simulate: {len(candidates)} candidates x {models} x {modes}, {fmt} format, {why}", file=sys.stderr)
@@ -503,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
             interviewer = EndpointInterviewer(client, endpoint, fmt, max_new_tokens=args.max_new_tokens,
                                               seed=args.seed, concurrency=args.concurrency)
         else:
-            model = load_for_eval(base_path, adapter if model_name == "tuned" else None, dtype)
+            model = load_for_eval(base_path, adapters[model_name], dtype)
             interviewer = Interviewer(model, tokenizer, template, fmt, max_new_tokens=args.max_new_tokens, seed=args.seed,
                                       batch_size=args.batch_size, no_repeat_ngram=args.no_repeat_ngram or None)
         for mode in modes:
@@ -517,9 +531,10 @@ def main(argv: list[str] | None = None) -> int:
             write_jsonl(output / f"verdicts_{name}.jsonl", verdicts_of[name])
         del model
 
-    pairs = [(f"tuned{s}", f"base{s}") for s in ("", "_steered") if f"tuned{s}" in runs and f"base{s}" in runs]
-    served = {"endpoint": endpoint.model} if endpoint else {"base": base_path, "tuned": relative_to_repo(adapter)
-                                                             if adapter else None}
+    pairs = [(f"{a}{s}", f"{b}{s}") for a, b in (("tuned", "base"), ("grpo", "sft"), ("grpo", "base"))
+             for s in ("", "_steered") if f"{a}{s}" in runs and f"{b}{s}" in runs]
+    served = {"endpoint": endpoint.model} if endpoint else {"base": base_path, **{
+        name: relative_to_repo(path) for name, path in adapters.items() if path and name in models}}
     report = {"recipe": relative_to_repo(args.recipe), "format": fmt, "models": served, "candidates": len(candidates),
               "candidate_ids": [c.id for c in candidates], "areas": [a["id"] for a in areas],
               "topics_seen_in_training": seen, "max_rounds": args.max_rounds, "seed": args.seed,

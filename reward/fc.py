@@ -29,29 +29,9 @@ from functools import lru_cache
 from typing import Any
 
 from eval.toolcall import REWARD_WEIGHTS, combined, component, score
+from reward.completions import completion_text, per_completion  # noqa: F401 (completion_text: part of this API)
 
 ZERO = {"parse": 0.0, "name": 0.0, "arg_f1": 0.0, "schema_hit": 0.0, "exec": 0.0, "exact": 0.0, "no_call": None}
-
-
-def completion_text(completion: Any) -> str | None:
-    """The text of a completion: a string, or the assistant contents of a conversational list."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, dict):
-        completion = [completion]
-    if isinstance(completion, list):
-        parts = [m.get("content") for m in completion
-                 if isinstance(m, dict) and m.get("role", "assistant") == "assistant"]
-        texts = [p for p in parts if isinstance(p, str)]
-        return "\n".join(texts) if texts else None
-    return None
-
-
-def _column(kwargs: dict, name: str, n: int) -> list:
-    values = kwargs.get(name)
-    if not isinstance(values, (list, tuple)):
-        return [None] * n
-    return list(values[:n]) + [None] * (n - len(values))
 
 
 @lru_cache(maxsize=8192)
@@ -69,20 +49,8 @@ def _score(text: str, reference: Any, tools: Any) -> dict[str, float | None]:
 
 def row_scores(completions: Any, **kwargs: Any) -> list[dict[str, float | None]]:
     """toolcall.score for each completion against its row's answers and tools; ZERO on any failure."""
-    try:
-        completions = list(completions)
-    except TypeError:
-        return []
-    tools = _column(kwargs, "tools", len(completions))
-    answers = _column(kwargs, "answers", len(completions))
-    out = []
-    for completion, row_tools, reference in zip(completions, tools, answers):
-        try:
-            text = completion_text(completion)
-            out.append(_score(text, reference, row_tools) if text is not None else dict(ZERO))
-        except Exception:  # a reward must not take a training run down
-            out.append(dict(ZERO))
-    return out
+    return per_completion(completions, kwargs, ("tools", "answers"),
+                          lambda text, tools, reference: _score(text, reference, tools), ZERO)
 
 
 def json_parse_reward(completions: Any, **kwargs: Any) -> list[float]:

@@ -1,14 +1,18 @@
-"""GRPO for function calling: a thin launcher over TRL's GRPOTrainer, driven by a flat YAML recipe.
+"""GRPO for function calling and for the interviewer: a thin launcher over TRL's GRPOTrainer, driven by
+a flat YAML recipe.
 
     python -m scripts.grpo configs/fc_smollm2_grpo_cpu.yaml [key=value ...]      (make grpo RECIPE=...)
+    python -m scripts.grpo configs/interview_smollm2_grpo_cpu.yaml [key=value ...]
 
 LLaMA-Factory has no GRPO stage, and `trl grpo` can neither start from a LoRA adapter nor render the
 tools into the prompt the way SFT did, so this script does only those two things and hands the rest
 to TRL:
   - the policy is the base model with the SFT adapter loaded *trainable* (`sft_adapter`), so GRPO
     continues the SFT LoRA weights; without `sft_adapter`, a fresh LoRA from the recipe's lora_* keys;
-  - prompts come from scripts/grpo_data.py (LLaMA-Factory's template, tools in the system message);
-  - `reward_funcs` are dotted import paths (reward.fc.*), `reward_weights` their weights; TRL logs
+  - prompts come from scripts/grpo_data.py (LLaMA-Factory's template; tools in the system message, or
+    the interview so far in the SFT recipe's prompt_format);
+  - `reward_funcs` are dotted import paths (reward.fc.*, reward.interview.*), `reward_weights` their
+    weights; TRL logs
     each reward and their weighted sum.
 Every other key of the recipe is a GRPOConfig field and is passed as is (an unknown key is an error).
 Writes the adapter, the trainer log and reward.png (reward per step, overall and per function) to
@@ -43,6 +47,8 @@ class GrpoLauncherArguments:
     sft_adapter: str | None = None
     max_samples: int | None = None
     no_call_share: float | None = None  # share of prompts that need no call (relevance rows); None: the data's
+    prompt_format: str = "window"  # interviewer: the format its SFT recipe trained on (scripts/interview_format.py)
+    decision_share: float | None = None  # interviewer: share of prompts whose turn closes or changes topic
     trust_remote_code: bool = False
     lora_rank: int = 16
     lora_alpha: int = 32

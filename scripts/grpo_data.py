@@ -1,6 +1,10 @@
-"""GRPO prompts for function calling, rendered exactly as SFT saw them.
+"""GRPO prompts, rendered exactly as SFT saw them: function calling, or the interviewer.
 
     python -m scripts.grpo_data --recipe configs/fc_smollm2_grpo_cpu.yaml [--show 2]
+    python -m scripts.grpo_data --recipe configs/interview_smollm2_grpo_cpu.yaml [--show 2]
+
+The recipe's dataset says which: one with a tools column is function calling; an interview dataset of
+whole dialogues (interview_train) gives the interviewer's prompts (interview_rows).
 
 TRL 0.24 does not pass a row's tools to the chat template, so each prompt is rendered here, as plain
 text, by LLaMA-Factory's template (the one the SFT recipe trained with): system message with the
@@ -15,24 +19,30 @@ counts, so you can see exactly what the policy is asked.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 from pathlib import Path
 
-from eval.datasets import eval_dataset, examples_from_sharegpt
+from eval.datasets import Example, examples_from_sharegpt
 from eval.generate import encode_prompt, get_template, load_model
 from eval.toolcall import parse_tool_calls
 from scripts.common import read_rows, registered_dataset
+from scripts.interview_format import FORMATS, decision_turns, interviewer_prompt, plan_of_whole_system
 from scripts.recipes import read_recipe
 
 NO_CALL = "[]"  # the answers of a prompt that needs no call
 
 
-def dataset_file(recipe: dict, name: str) -> Path:
+def dataset_file(recipe: dict, name: str) -> tuple[Path, str]:
+    """(file, task): "fc" for a dataset with a tools column, "interview" for an interview dataset."""
     path, entry = registered_dataset(recipe.get("dataset_dir", "."), name)
-    if "tools" not in entry.get("columns", {}):
-        sys.exit(f"error: dataset '{name}' has no tools column; GRPO here is for function calling")
-    return path
+    if "tools" in entry.get("columns", {}):
+        return path, "fc"
+    if name.startswith("interview") and not name.startswith("interview_window"):
+        return path, "interview"
+    sys.exit(f"error: dataset '{name}': GRPO here takes a function-calling dataset (a tools column) or the "
+             "interviewer's whole dialogues (interview_train; the window rows lack the history the rewards read)")
 
 
 def build_rows(sharegpt_rows: list[dict], tokenizer, template, max_prompt_tokens: int | None = None):
@@ -52,41 +62,84 @@ def build_rows(sharegpt_rows: list[dict], tokenizer, template, max_prompt_tokens
     return rows, too_long
 
 
-def with_no_call_share(rows: list[dict], share: float, seed: int) -> list[dict]:
-    """The prompts with `share` of them needing no call: every call prompt once, the no-call prompts drawn
-    (seeded; repeated when there are fewer than the share asks for) to make up that share, interleaved.
-    TRL samples prompts uniformly from the dataset, so a run sees relevance rows at that rate instead of
-    the data's (12-15% in the shipped sample)."""
+def with_share(rows: list[dict], special, share: float, seed: int, key: str = "share") -> list[dict]:
+    """The prompts with `share` of them special (special(row) true): every other prompt once, the special
+    ones drawn (seeded; repeated when there are fewer than the share asks for) to make up that share,
+    interleaved. TRL samples prompts uniformly from the dataset, so a run sees them at that rate instead
+    of the data's."""
     if not 0.0 <= share < 1.0:
-        sys.exit(f"error: no_call_share must be at least 0 and below 1, got {share}")
-    no_call = [r for r in rows if r["answers"] == NO_CALL]
-    calls = [r for r in rows if r["answers"] != NO_CALL]
-    if not no_call or not calls:
+        sys.exit(f"error: {key} must be at least 0 and below 1, got {share}")
+    chosen = [r for r in rows if special(r)]
+    others = [r for r in rows if not special(r)]
+    if not chosen or not others:
         return rows
     rng = random.Random(seed)
-    rng.shuffle(no_call)
-    wanted = round(share / (1.0 - share) * len(calls))
-    drawn = [no_call[k % len(no_call)] for k in range(wanted)]
+    rng.shuffle(chosen)
+    wanted = round(share / (1.0 - share) * len(others))
+    drawn = [chosen[k % len(chosen)] for k in range(wanted)]
     out, owed, k = [], 0.0, 0
-    for row in calls:
+    for row in others:
         out.append(row)
-        owed += wanted / len(calls)
+        owed += wanted / len(others)
         while owed >= 1.0 and k < wanted:
             out.append(drawn[k])
             k, owed = k + 1, owed - 1.0
     return out + drawn[k:]
 
 
+def with_no_call_share(rows: list[dict], share: float, seed: int) -> list[dict]:
+    """Function calling: `share` of the prompts need no call (relevance rows; 12-15% in the shipped sample)."""
+    return with_share(rows, lambda r: r["answers"] == NO_CALL, share, seed, "no_call_share")
+
+
+def interview_rows(sharegpt_rows: list[dict], tokenizer, template, fmt: str, max_prompt_tokens: int | None = None):
+    """[{"prompt", "history", "reference", "decision"}], one per interviewer turn of every whole dialogue
+    (two interviewer turns at least: the one-turn task rows are left out), rendered in `fmt` (the SFT
+    recipe's format: interview_format), and how many were left out as longer than max_prompt_tokens.
+    history: the interview up to the turn (JSON), reference: the dialogue's own turn, decision: whether it
+    opens, closes or changes topic (interview_format.decision_turns). The rewards read history and reference."""
+    if fmt not in FORMATS:
+        sys.exit(f"error: prompt_format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    rows, too_long = [], 0
+    for row in sharegpt_rows:
+        turns = row["conversations"]
+        if sum(t["from"] == "gpt" for t in turns) < 2:
+            continue
+        job, topics = plan_of_whole_system(row.get("system", ""))
+        messages = [{"role": "candidate" if t["from"] == "human" else "interviewer", "content": t["value"]}
+                    for t in turns]
+        deciding = set(decision_turns(messages, topics))
+        for k, message in enumerate(messages):
+            if message["role"] != "interviewer" or k == 0:  # a turn answers something
+                continue
+            system, chat = interviewer_prompt(fmt, messages[:k], job, topics)
+            ids = encode_prompt(tokenizer, template, Example(id=str(k), system=system, messages=chat, label=""))
+            if max_prompt_tokens and len(ids) > max_prompt_tokens:
+                too_long += 1
+                continue
+            rows.append({"prompt": tokenizer.decode(ids, skip_special_tokens=False),
+                         "history": json.dumps(messages[:k], ensure_ascii=False),
+                         "reference": message["content"], "decision": k in deciding})
+    return rows, too_long
+
+
 def build_dataset(recipe: dict, tokenizer, split: str = "train"):
     from datasets import Dataset
 
     template = get_template(tokenizer, recipe["template"])
-    name = recipe["dataset"] if split == "train" else None
-    path = dataset_file(recipe, name) if name else eval_dataset(recipe)[0]
-    rows, too_long = build_rows(read_rows(path), tokenizer, template,
-                                recipe.get("max_prompt_length"))
-    if split == "train" and recipe.get("no_call_share") is not None:  # a val split keeps its own share
-        rows = with_no_call_share(rows, float(recipe["no_call_share"]), int(recipe.get("seed", 42)))
+    name = recipe["dataset"] if split == "train" else recipe.get("eval_dataset") or \
+        recipe["dataset"].replace("_train", "_val")
+    path, task = dataset_file(recipe, name)
+    seed = int(recipe.get("seed", 42))
+    if task == "interview":
+        rows, too_long = interview_rows(read_rows(path), tokenizer, template, recipe.get("prompt_format", "window"),
+                                        recipe.get("max_prompt_length"))
+        if split == "train" and recipe.get("decision_share") is not None:
+            rows = with_share(rows, lambda r: r["decision"], float(recipe["decision_share"]), seed, "decision_share")
+    else:
+        rows, too_long = build_rows(read_rows(path), tokenizer, template, recipe.get("max_prompt_length"))
+        if split == "train" and recipe.get("no_call_share") is not None:  # a val split keeps its own share
+            rows = with_no_call_share(rows, float(recipe["no_call_share"]), seed)
     if recipe.get("max_samples"):
         rows = rows[: int(recipe["max_samples"])]
     return Dataset.from_list(rows), too_long
@@ -102,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     dataset, too_long = build_dataset(recipe, tokenizer)
     for row in dataset.select(range(min(args.show, len(dataset)))):
         n_tokens = len(tokenizer(row["prompt"], add_special_tokens=False)["input_ids"])
-        print(f"----- prompt ({n_tokens} tokens)\n{row['prompt']}\n----- reference calls\n{row['answers']}\n")
+        reference = row["answers"] if "answers" in row else row["reference"]
+        print(f"----- prompt ({n_tokens} tokens)\n{row['prompt']}\n----- reference\n{reference}\n")
     print(f"grpo_data: {len(dataset)} prompts, {too_long} left out as longer than max_prompt_length")
     return 0
 

@@ -8,11 +8,12 @@ whole   (interview_train / interview_val): the system prompt (seed 000's persona
         interview so far as alternating chat turns. Every interviewer turn is trained at once; a dialogue
         is ~1,000-1,500 tokens, so this is for the GPU recipes (cutoff_len >= 2048).
 window  (interview_window_train / interview_window_val): one row per interviewer turn. The system prompt
-        carries the persona, the plan and the state: the job, each topic with its status (done / current
-        / not yet) and the round being written (n/10, the last one marked). The user message holds the last
-        WINDOW_MESSAGES turns as "面试官：…" / "候选人：…" lines, ending with the candidate's latest answer. A row is
-        ~450 SmolLM2 tokens, so a 2-core CPU trains on every round of an interview, the closing included,
-        and the model knows where it is in the interview without reading all of it.
+        carries the persona, the plan and the state: the job, each topic with its status (done / current,
+        with the turns asked on it so far / not yet) and the round being written (n/10, the last one
+        marked). The user message holds the last WINDOW_MESSAGES turns as "面试官：…" / "候选人：…" lines,
+        ending with the candidate's latest answer. A row is ~450 SmolLM2 tokens, so a 2-core CPU trains on
+        every round of an interview, the closing included, and the model knows where it is in the interview
+        without reading all of it.
 
 The state is computed from the transcript's text alone (a topic counts as asked once an interviewer turn
 names it), so the same function describes a training dialogue and a live interview the model is writing.
@@ -54,11 +55,55 @@ def topic_status(topics: list[str], interviewer_turns: list[str]) -> list[tuple[
     return [(t, "current" if t == current else "done" if t in last_named else "todo") for t in topics]
 
 
+def turns_on_current(topics: list[str], interviewer_turns: list[str]) -> int:
+    """Interviewer turns on the current topic so far: since the turn that made it current, that one
+    included (0 before any topic is named). A topic is left after a few turns, so the count is what tells
+    the model that the current one is spent."""
+    count, current = 0, None
+    for k in range(len(interviewer_turns)):
+        now = _current(topics, interviewer_turns[:k + 1])
+        count = count + 1 if now == current else 1
+        current = now
+    return count if current else 0
+
+
+def decision_turns(messages: list[dict], topics: list[str] | None) -> list[int]:
+    """Indices of the interviewer turns that decide rather than follow up: the opening (the first
+    interviewer turn: start, with the plan's first topic), the closing (the dialogue's last turn) and every
+    turn that leaves the current topic for another (after "不了解" or a spent topic). The follow-ups inside
+    a topic are not decisions."""
+    out, asked = [], []
+    for k, message in enumerate(messages):
+        if message["role"] != "interviewer":
+            continue
+        before = _current(topics or [], asked)
+        asked.append(message["content"])
+        if len(asked) == 1 or k == len(messages) - 1 or (before is not None and _current(topics or [], asked) != before):
+            out.append(k)
+    return out
+
+
+def _current(topics: list[str], interviewer_turns: list[str]) -> str | None:
+    return next((t for t, s in topic_status(topics, interviewer_turns) if s == "current"), None)
+
+
 def plan_lines(job: str | None, topics: list[str] | None) -> list[str]:
     lines = [f"岗位：{job}"] if job else []
     if topics:
         lines.append(f"本场话题：{'、'.join(topics)}")
     return lines
+
+
+def plan_of_whole_system(system: str) -> tuple[str | None, list[str] | None]:
+    """(job, topics) back from a whole-format system prompt (whole_system's inverse): the GRPO prompts are
+    built from the whole dialogues of the training split, then rendered in the SFT recipe's format."""
+    job = topics = None
+    for line in system.splitlines():
+        if line.startswith("岗位："):
+            job = line.removeprefix("岗位：").strip() or None
+        elif line.startswith("本场话题："):
+            topics = [t for t in line.removeprefix("本场话题：").split("、") if t.strip()] or None
+    return job, topics
 
 
 def whole_system(job: str | None, topics: list[str] | None) -> str:
@@ -68,8 +113,9 @@ def whole_system(job: str | None, topics: list[str] | None) -> str:
 def window_system(job: str | None, topics: list[str] | None, interviewer_turns: list[str]) -> str:
     lines = [INTERVIEWER_SYSTEM_PROMPT, *plan_lines(job, None)]
     if topics:
-        status = topic_status(topics, interviewer_turns)
-        lines.append("话题进度：" + "、".join(f"{t}（{STATUS[s]}）" for t, s in status))
+        status, turns = topic_status(topics, interviewer_turns), turns_on_current(topics, interviewer_turns)
+        lines.append("话题进度：" + "、".join(
+            f"{t}（{STATUS[s]}，已问 {turns} 轮）" if s == "current" else f"{t}（{STATUS[s]}）" for t, s in status))
     lines.append(round_line(len(interviewer_turns) + 1))
     return "\n".join(lines)
 

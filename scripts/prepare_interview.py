@@ -14,7 +14,10 @@ dropped. Two formats of the same dialogues (scripts/interview_format.py):
   - DIR/train.json, DIR/val.json (NAME_train / NAME_val): one row per dialogue, every interviewer turn
     trained (GPU recipes);
   - DIR/window_train.json, DIR/window_val.json (NAME_window_train / _val): one row per interviewer turn,
-    the plan, the round and the last turns in the prompt (the CPU recipe: short rows, closings included).
+    the plan, the round and the last turns in the prompt (the CPU recipe: short rows, closings included);
+  - DIR/window_decisions_train.json, _val (NAME_window_decisions_train / _val): the window rows whose turn
+    decides (the opening, the closing, a change of topic: interview_format.decision_turns), for a recipe
+    to mix in at a higher rate than their natural ~40% (LLaMA-Factory's interleave_probs).
 A dialogue with a `split` field ("train" / "val") goes where it says: the generator splits by area, so
 that validation asks questions training never saw; rows without one are split 90/10, seeded, per
 dialogue (its window rows follow it).
@@ -38,7 +41,7 @@ from scripts.common import (
     split_train_val,
     write_split,
 )
-from scripts.interview_format import training_rows
+from scripts.interview_format import decision_turns, training_rows
 from scripts.prompts import INTERVIEWER_SYSTEM_PROMPT, MAX_INTERVIEWER_ROUNDS
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "data" / "schema"
@@ -46,6 +49,7 @@ DEFAULT_INPUT = Path("data/raw/interview_dialogues.jsonl")
 DEFAULT_OUTPUT_DIR = Path("data/interview")
 
 DIALOGUE = "_dialogue"  # the raw dialogue, kept on a converted row until the window rows are made
+DECISION = "_decision"  # a window row whose turn decides (opening, closing, change of topic)
 TASK_INSTRUCTIONS = {
     "generate_follow_up": "请针对候选人的回答进行追问。",
     "generate_question": "请提出一个新的面试问题。",
@@ -92,11 +96,16 @@ def convert_dialogue(record: dict) -> dict:
 
 
 def window_rows(row: dict) -> list[dict]:
-    """One window-format row per interviewer turn of a dialogue row, in its split; other rows as they are."""
+    """One window-format row per interviewer turn of a dialogue row, in its split, marked DECISION when the
+    turn decides; other rows as they are."""
     if DIALOGUE not in row:
         return [row]
-    return [{**sharegpt_row(f"{row['id']}#{k}", system, chat, target), "split": row["split"]}
-            for k, (system, chat, target) in enumerate(training_rows("window", **row[DIALOGUE]))]
+    dialogue = row[DIALOGUE]
+    interviewer_at = [i for i, m in enumerate(dialogue["messages"]) if m["role"] == "interviewer"]
+    deciding = set(decision_turns(dialogue["messages"], dialogue["topics"]))
+    return [{**sharegpt_row(f"{row['id']}#{k}", system, chat, target), "split": row["split"],
+             DECISION: interviewer_at[k] in deciding}
+            for k, (system, chat, target) in enumerate(training_rows("window", **dialogue))]
 
 
 def with_splits(rows: list[dict], val_ratio: float, seed: int) -> list[dict]:
@@ -177,9 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     rows = with_splits(rows, args.val_ratio, args.seed)
     entry = {"formatting": "sharegpt", "columns": {"messages": "conversations", "system": "system"}}
     whole = write_split([{k: v for k, v in row.items() if k != DIALOGUE} for row in rows], args, entry)
-    window = write_split([r for row in rows for r in window_rows(row)], args, entry, variant="window")
+    windows = [r for row in rows for r in window_rows(row)]
+    window = write_split([{k: v for k, v in r.items() if k != DECISION} for r in windows], args, entry,
+                         variant="window")
+    decisions = write_split([{k: v for k, v in r.items() if k != DECISION} for r in windows if r.get(DECISION)],
+                            args, entry, variant="window_decisions")
     report("prepare_interview", read, len(rows), rejections, f" (whole dialogues: {whole}; one row per "
-           f"interviewer turn: {window})")
+           f"interviewer turn: {window}; the turns that decide: {decisions})")
     return 0
 
 

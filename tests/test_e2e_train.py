@@ -103,22 +103,28 @@ def test_tiny_qwen3_trains_function_calling_and_eval_scores_the_six_metrics(tiny
     assert "| tuned |" in (tmp_path / "eval/report.md").read_text(encoding="utf-8")
 
 
-@pytest.mark.slow
-def test_tiny_qwen3_sft_then_grpo_then_eval_compares_three_models(tiny_qwen3, tmp_path):
-    """The 12 GB profile's SFT -> GRPO -> eval chain on a tiny Qwen3 on CPU."""
-    train("fc_qwen3_0.6b_lora_sft_12gb.yaml", tmp_path, model_name_or_path=str(tiny_qwen3), max_steps=1,
-          per_device_train_batch_size=2, gradient_accumulation_steps=1)
-    config = yaml.safe_load((REPO / "configs/fc_qwen3_0.6b_grpo_12gb.yaml").read_text(encoding="utf-8"))
+def grpo_two_steps(recipe_name: str, tiny_qwen3: Path, tmp_path: Path, **overrides) -> tuple[Path, dict]:
+    """Two CPU GRPO steps of a GPU recipe on the tiny model, from the SFT adapter in tmp_path/sft."""
+    config = yaml.safe_load((REPO / "configs" / recipe_name).read_text(encoding="utf-8"))
     config.update(model_name_or_path=str(tiny_qwen3), sft_adapter=str(tmp_path / "sft"),
                   output_dir=str(tmp_path / "grpo"), use_cpu=True, bf16=False, gradient_checkpointing=False,
                   max_steps=2, num_generations=2, per_device_train_batch_size=2, gradient_accumulation_steps=1,
-                  max_completion_length=8, max_prompt_length=None, logging_steps=1, max_samples=8)
+                  max_completion_length=8, logging_steps=1, max_samples=8, **overrides)
     recipe = tmp_path / "grpo.yaml"
     recipe.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
     result = subprocess.run([sys.executable, "-m", "scripts.grpo", str(recipe)], cwd=REPO, env=env,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
+    return recipe, env
+
+
+@pytest.mark.slow
+def test_tiny_qwen3_sft_then_grpo_then_eval_compares_three_models(tiny_qwen3, tmp_path):
+    """The 12 GB profile's SFT -> GRPO -> eval chain on a tiny Qwen3 on CPU."""
+    train("fc_qwen3_0.6b_lora_sft_12gb.yaml", tmp_path, model_name_or_path=str(tiny_qwen3), max_steps=1,
+          per_device_train_batch_size=2, gradient_accumulation_steps=1)
+    recipe, env = grpo_two_steps("fc_qwen3_0.6b_grpo_12gb.yaml", tiny_qwen3, tmp_path, max_prompt_length=None)
     out = tmp_path / "grpo"
     assert (out / "adapter_model.safetensors").stat().st_size > 0
     log = json.loads((out / "trainer_log.json").read_text(encoding="utf-8"))
@@ -139,6 +145,28 @@ def test_tiny_qwen3_sft_then_grpo_then_eval_compares_three_models(tiny_qwen3, tm
     report = json.loads((tmp_path / "eval/report.json").read_text(encoding="utf-8"))
     assert list(report["results"]) == ["base", "sft", "grpo"]
     assert all("combined_reward" in scores for scores in report["results"].values())
+
+
+@pytest.mark.slow
+def test_tiny_qwen3_interviewer_sft_then_grpo_then_simulate(tiny_qwen3, tmp_path):
+    """The interviewer's 12 GB chain on a tiny Qwen3 on CPU: SFT, GRPO on the policy rewards, simulate."""
+    train("interview_qwen3_0.6b_lora_sft_12gb.yaml", tmp_path, model_name_or_path=str(tiny_qwen3), max_steps=1,
+          per_device_train_batch_size=2, gradient_accumulation_steps=1, gradient_checkpointing=False, cutoff_len=256)
+    recipe, env = grpo_two_steps("interview_qwen3_0.6b_grpo_12gb.yaml", tiny_qwen3, tmp_path)
+    config = yaml.safe_load(recipe.read_text(encoding="utf-8"))
+    log = json.loads((tmp_path / "grpo/trainer_log.json").read_text(encoding="utf-8"))
+    steps = [row for row in log if "reward" in row]
+    assert [row["step"] for row in steps] == [1, 2]
+    for name in config["reward_funcs"]:
+        assert all(0.0 <= row[f"rewards/{name.rsplit('.', 1)[1]}/mean"] <= 1.0 for row in steps)
+
+    result = subprocess.run([sys.executable, "-m", "eval.simulate", "--recipe", str(recipe), "--modes", "free",
+                             "--per-skill", "1", "--max-rounds", "2", "--max-new-tokens", "4", "--dtype", "fp32",
+                             "--output-dir", str(tmp_path / "sim")], cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "sim/report.json").read_text(encoding="utf-8"))
+    assert report["format"] == "whole" and set(report["runs"]) == {"sft", "grpo"}
+    assert {(d["a"], d["b"]) for d in report["differences"]} == {("grpo", "sft")}
 
 
 @pytest.mark.slow

@@ -7,15 +7,22 @@ import yaml
 
 from eval.generate import get_template
 from scripts import grpo
-from scripts.grpo_data import build_rows
+from scripts.grpo_data import build_rows, interview_rows, with_share
+from scripts.interview_format import format_of_dataset
+from scripts.recipes import training_dataset
 from tests.conftest import REPO
 
 GRPO_RECIPES = sorted((REPO / "configs").glob("*_grpo_*.yaml"))
 
 
 def test_there_are_grpo_recipes_for_every_profile():
-    assert {p.name for p in GRPO_RECIPES} == {"fc_smollm2_grpo_cpu.yaml", "fc_qwen3_0.6b_grpo_12gb.yaml",
-                                              "fc_qwen3_8b_grpo_bf16.yaml"}
+    assert {p.name for p in GRPO_RECIPES} == {f"{task}_{profile}.yaml" for task in ("fc", "interview") for profile in
+                                              ("smollm2_grpo_cpu", "qwen3_0.6b_grpo_12gb", "qwen3_8b_grpo_bf16")}
+
+
+REWARDS = {"fc": ["json_parse_reward", "schema_hit_reward", "exec_reward", "semantic_reward"],
+           "interview": ["closing_reward", "score_reward", "moves_on_reward", "no_repeat_reward", "well_formed_reward",
+                         "grounded_reward"]}
 
 
 @pytest.mark.parametrize("recipe", GRPO_RECIPES, ids=lambda p: p.name)
@@ -29,14 +36,20 @@ def test_grpo_recipe_builds_a_grpo_config_and_matches_its_sft_recipe(recipe, mon
     assert args.num_generations == config["num_generations"]
     assert args.reward_weights == config["reward_weights"]
     assert (args.per_device_train_batch_size * args.gradient_accumulation_steps) % args.num_generations == 0
+    task = recipe.name.split("_")[0]
     funcs = grpo.load_reward_funcs(config["reward_funcs"])
-    assert [f.__name__ for f in funcs] == ["json_parse_reward", "schema_hit_reward", "exec_reward", "semantic_reward"]
+    assert [f.__name__ for f in funcs] == REWARDS[task]
     # GRPO continues the adapter of the SFT recipe of the same profile, with the same model and template
-    sft = [yaml.safe_load(p.read_text(encoding="utf-8")) for p in (REPO / "configs").glob("fc_*_sft_*.yaml")]
+    sft = [yaml.safe_load(p.read_text(encoding="utf-8")) for p in (REPO / "configs").glob(f"{task}_*_sft_*.yaml")]
     partner = [s for s in sft if s["output_dir"] == config["sft_adapter"]]
     assert len(partner) == 1, f"no SFT recipe writes {config['sft_adapter']}"
     assert partner[0]["model_name_or_path"] == config["model_name_or_path"]
     assert partner[0]["template"] == config["template"]
+    if task == "interview":  # prompts in the format the SFT recipe trained on, no longer than it trained
+        assert config["prompt_format"] == format_of_dataset(training_dataset(partner[0]))
+        assert config["max_prompt_length"] <= partner[0]["cutoff_len"]
+        from reward.interview import REWARD_WEIGHTS
+        assert config["reward_weights"] == list(REWARD_WEIGHTS.values())
 
 
 def test_unknown_keys_and_mismatched_weights_are_errors():
@@ -118,3 +131,41 @@ def test_no_call_share_makes_up_the_share_keeps_every_call_prompt_and_is_seeded(
     assert with_no_call_share(rows[:30], 0.5, seed=1) == rows[:30]  # nothing to draw from: unchanged
     with pytest.raises(SystemExit, match="no_call_share"):
         with_no_call_share(rows, 1.0, seed=1)
+
+
+def test_interview_prompts_one_per_turn_in_the_sft_format_with_history_and_reference(smollm2):
+    """The interviewer's GRPO prompts: every interviewer turn after the opening of every whole dialogue,
+    rendered as the window SFT rows are; the rewards get the interview so far and the dialogue's own turn."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2)
+    template = get_template(tokenizer, "smollm2")
+    dialogues = json.loads((REPO / "data/interview/train.json").read_text(encoding="utf-8"))[:4]
+    window = {r["id"]: r for r in json.loads((REPO / "data/interview/window_train.json").read_text(encoding="utf-8"))}
+    task_row = {"system": "x", "conversations": [{"from": "human", "value": "任务：…"}, {"from": "gpt", "value": "好"}]}
+    built, too_long = interview_rows(dialogues + [task_row], tokenizer, template, "window")
+    turns = sum(t["from"] == "gpt" for d in dialogues for t in d["conversations"])
+    assert too_long == 0 and len(built) == turns  # the one-turn task row is left out
+    first = built[0]
+    history = json.loads(first["history"])
+    assert [m["role"] for m in history] == ["candidate"] and first["reference"] == dialogues[0]["conversations"][1]["value"]
+    same = window[f"{dialogues[0]['id']}#0"]  # the SFT row of that turn: the same system and window text
+    assert same["system"] in first["prompt"] and same["conversations"][0]["value"] in first["prompt"]
+    assert first["prompt"].endswith("<|im_start|>assistant\n")
+    closings = [r for r in built if "综合评分" in r["reference"]]
+    assert len(closings) == 4 and all(r["decision"] for r in closings)
+    assert sum(r["decision"] for r in built) > 4  # changes of topic decide too
+    whole, _ = interview_rows(dialogues, tokenizer, template, "whole")
+    assert [r["history"] for r in whole] == [r["history"] for r in built]
+    assert dialogues[0]["system"] in whole[0]["prompt"]
+    with pytest.raises(SystemExit, match="prompt_format"):
+        interview_rows(dialogues, tokenizer, template, "windows")
+
+
+def test_decision_share_is_the_same_draw():
+    rows = [{"decision": i % 5 == 0, "i": i} for i in range(50)]
+    half = with_share(rows, lambda r: r["decision"], 0.5, seed=3, key="decision_share")
+    assert sum(r["decision"] for r in half) == 40  # 10 decision prompts drawn to match the 40 others
+    assert [r for r in half if not r["decision"]] == [r for r in rows if not r["decision"]]
+    with pytest.raises(SystemExit, match="decision_share"):
+        with_share(rows, lambda r: r["decision"], -0.1, seed=3, key="decision_share")

@@ -6,10 +6,12 @@ import pytest
 
 from scripts.interview_format import (
     MAX_WINDOW_TURN_CHARS,
+    decision_turns,
     format_of_dataset,
     interviewer_prompt,
     topic_status,
     training_rows,
+    turns_on_current,
 )
 from scripts.prompts import INTERVIEWER_SYSTEM_PROMPT
 from scripts.recipes import training_dataset
@@ -40,7 +42,8 @@ def test_topic_status_from_the_interviewers_words_whitespace_and_case_aside():
 def test_window_prompt_carries_plan_round_and_the_last_question_and_answer():
     system, chat = interviewer_prompt("window", DIALOGUE[:5], "后端开发工程师", TOPICS)
     assert system.startswith(INTERVIEWER_SYSTEM_PROMPT)
-    assert "岗位：后端开发工程师" in system and "TCP 连接管理（已结束）、HTTP 与 HTTPS（进行中）、索引（未开始）" in system
+    assert "岗位：后端开发工程师" in system
+    assert "TCP 连接管理（已结束）、HTTP 与 HTTPS（进行中，已问 1 轮）、索引（未开始）" in system
     assert system.endswith("当前轮次：第 3 轮（最多 10 轮）")
     assert chat == [{"role": "user", "content": f"面试官：{DIALOGUE[3]['content']}\n候选人：不知道。"}]
     long = [{"role": "candidate", "content": "x" * 5000}]
@@ -63,3 +66,18 @@ def test_training_rows_one_whole_or_one_window_per_interviewer_turn():
     windows = training_rows("window", DIALOGUE, "后端", TOPICS)
     assert [target for _, _, target in windows] == [m["content"] for m in DIALOGUE if m["role"] == "interviewer"]
     assert "第 3 轮" in windows[-1][0] and windows[0][1] == [{"role": "user", "content": "候选人：面试官好。"}]
+
+
+def test_turns_on_current_counts_from_the_turn_that_made_the_topic_current():
+    turns = ["我们先从TCP 连接管理开始：为什么是三次握手？", "你提到了序列号，那四次挥手呢？", "还有呢？",
+             "好，TCP 连接管理就聊到这里。接下来是索引：B+ 树为什么适合做索引？", "为什么不用哈希？"]
+    assert [turns_on_current(TOPICS, turns[:k]) for k in range(6)] == [0, 1, 2, 3, 1, 2]
+    assert turns_on_current(TOPICS, ["你好，先做个自我介绍吧？"]) == 0  # no topic named yet
+
+
+def test_decision_turns_are_the_opening_the_closing_and_the_changes_of_topic():
+    assert decision_turns(DIALOGUE, TOPICS) == [1, 3, 5]
+    follow_up = DIALOGUE[:3] + [{"role": "interviewer", "content": "你提到了序列号，为什么要同步？"},
+                                {"role": "candidate", "content": "防止旧连接。"}, DIALOGUE[5]]
+    assert decision_turns(follow_up, TOPICS) == [1, 5]  # a follow-up inside the topic decides nothing
+    assert decision_turns(DIALOGUE, None) == [1, 5]  # without a plan: the opening and the closing

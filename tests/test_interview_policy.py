@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from eval.interview_policy import declares_unknown, passes, questions, rates, verdict
+from eval.interview_policy import declares_unknown, passes, questions, rates, turn_checks, verdict
 from tests.conftest import REPO
 
 CLOSE = "好，本次面试到此结束。\n综合评分：72/100。\n点评：Redis 基础扎实，索引只停留在表面。"
@@ -42,6 +42,13 @@ def interview(*middle: str, closing: str = CLOSE) -> dict:
 def test_closed_with_score(closing, score):
     v = verdict(interview(GOOD, closing=closing))
     assert v["closed_with_score"] is (score is not None) and v["score"] == score
+
+
+def test_premature_closing_needs_two_answers_before_the_closing():
+    assert verdict(transcript("面试官好。", CLOSE))["premature_closing"] is True  # closes in round 1
+    assert verdict(interview(GOOD))["premature_closing"] is True  # one question, then the closing
+    assert verdict(interview(GOOD, "很好，那么AOF 重写是怎么做的？", GOOD))["premature_closing"] is False
+    assert verdict(interview(GOOD, closing="谢谢。"))["premature_closing"] is None  # no closing: not applicable
 
 
 def test_the_score_must_be_in_the_last_interviewer_turn():
@@ -180,3 +187,34 @@ def test_cli_prints_rates_and_writes_verdicts_in_input_order(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "eval.interview_policy", "--transcripts", str(tmp_path / "no")],
                              cwd=REPO, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert missing.returncode == 1 and missing.stderr.startswith("error: ") and "Traceback" not in missing.stderr
+
+
+SO_FAR = [("candidate", "面试官好。"), ("interviewer", OPEN)]
+
+
+@pytest.mark.parametrize("answer, reply, expected", [
+    # after "不了解": leaving the question for a new one, or closing, moves on; asking again does not
+    ("不了解。", "没关系，我们换个话题。聊聊索引：B+ 树为什么适合做索引？", {"moved_on": True, "repeated": False}),
+    ("不了解。", CLOSE, {"moved_on": True, "closing": True, "score": 72}),
+    ("不了解。", "再想想，Redis 的持久化有哪几种方式？", {"moved_on": False, "repeated": True}),
+    # after an answer: a follow-up on the candidate's words is grounded and asks something new
+    (GOOD, "你提到了AOF 记录每条写命令，那 AOF 重写是怎么做的？",
+     {"moved_on": None, "grounded": True, "asks": True, "repeated": False, "closing": False}),
+    (GOOD, "能具体展开讲讲吗？", {"grounded": False, "asks": False}),  # a generic prompt asks nothing
+    (GOOD, "先聊聊Redis 的 Redis 的 Redis 的 Redis 的原理？", {"degenerate": True}),
+    (GOOD, CLOSE, {"closing": True, "grounded": None}),  # a closing is no follow-up
+])
+def test_turn_checks_judge_one_turn_as_verdict_judges_the_transcript(answer, reply, expected):
+    checks = turn_checks(SO_FAR + [("candidate", answer)], reply)
+    assert {k: checks[k] for k in expected} == expected
+    whole = verdict(transcript(*(text for _, text in SO_FAR), answer, reply))
+    assert whole["repeated_question"] == checks["repeated"]
+    assert whole["degenerate"] == checks["degenerate"]
+    if checks["moved_on"] is not None:
+        assert whole["moves_on_after_unknown"] == checks["moved_on"]
+
+
+@pytest.mark.parametrize("reply", [None, 3, "", "\ufffd" * 50_000, "？" * 10_000])
+def test_turn_checks_never_raise(reply):
+    checks = turn_checks(SO_FAR + [("candidate", "不知道")], reply)
+    assert checks["closing"] is False and checks["score"] is None

@@ -128,7 +128,8 @@ def test_cli_is_deterministic_and_registers_datasets(tmp_path):
     assert {r["id"].split("#")[0] for r in window_val} == {r["id"] for r in val}
     registered = json.loads(info.read_text(encoding="utf-8"))
     assert set(registered) == {"other", "interview_train", "interview_val", "interview_window_train",
-                               "interview_window_val"}
+                               "interview_window_val", "interview_window_decisions_train",
+                               "interview_window_decisions_val"}
     assert registered["interview_val"]["columns"] == {"messages": "conversations", "system": "system"}
 
 
@@ -226,3 +227,23 @@ def test_rows_with_a_split_go_where_it_says_and_the_rest_are_split_seeded(tmp_pa
     train = json.loads((tmp_path / "out/train.json").read_text(encoding="utf-8"))
     assert [r["id"] for r in val[:3]] == ["r0", "r1", "r2"] and len(val) == 3 + 2  # 10% of the 17 others
     assert len(train) == 15 and not {r["id"] for r in train} & {r["id"] for r in val}
+
+
+def test_decision_rows_are_the_window_rows_that_close_or_change_topic():
+    """window_decisions_train: the openings, closings and changes of topic of the window rows, nothing else."""
+    window = json.loads((REPO / "data/interview/window_train.json").read_text(encoding="utf-8"))
+    decisions = json.loads((REPO / "data/interview/window_decisions_train.json").read_text(encoding="utf-8"))
+    by_id = {row["id"]: row for row in window}
+    assert decisions and all(by_id[row["id"]] == row for row in decisions)  # the same rows, a subset
+    dialogues = {row["id"].split("#")[0] for row in window}
+    closings = [row for row in window if "综合评分" in row["conversations"][-1]["value"]]
+    assert len(closings) == len(dialogues) and all(row["id"] in {d["id"] for d in decisions} for row in closings)
+    chosen = {row["id"] for row in decisions}
+    for row in window[:300]:
+        target = row["conversations"][-1]["value"]
+        progress = next(line for line in row["system"].splitlines() if line.startswith("话题进度："))
+        not_yet = [part.split("（")[0] for part in progress.removeprefix("话题进度：").split("、") if "（未开始）" in part]
+        opens_a_topic = "（进行中" in progress and any(topic in target for topic in not_yet)
+        opening = row["id"].endswith("#0")
+        assert (row["id"] in chosen) == ("综合评分" in target or opens_a_topic or opening), row["id"]
+    assert 0.3 < len(decisions) / len(window) < 0.5

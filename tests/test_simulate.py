@@ -236,3 +236,21 @@ def test_score_ceiling_and_constrained_digits(tiny_qwen3):
     closing, score = interviewer.close(TurnRequest(request.messages, "后端", ["TCP"]), ceiling=59)
     assert closing.startswith(f"{CLOSING}{score}/100。") and score <= 59
     assert "?" not in closing and "？" not in closing  # a review asks nothing
+
+
+def test_simulate_on_a_grpo_recipe_compares_sft_and_grpo(tiny_recipe, tmp_path):
+    """A GRPO recipe: the SFT adapter it started from against its own output, in the SFT recipe's format."""
+    recipe, scripted = tiny_recipe
+    sft = recipe.parent / "run" / "sft"
+    grpo_recipe = tmp_path / "grpo.yaml"
+    grpo_recipe.write_text(recipe.read_text("utf-8").replace("stage: sft", "stage: grpo").replace(
+        "dataset: interview_window_train", "dataset: interview_train\nprompt_format: window") +
+        f"sft_adapter: {sft}\n", "utf-8")
+    result = run_simulate(grpo_recipe, tmp_path / "g", "--candidates", str(scripted), "--modes", "free")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "g" / "report.json").read_text("utf-8"))
+    assert report["format"] == "window" and set(report["runs"]) == {"sft", "grpo"}
+    assert report["pairs"] == [["grpo", "sft"]] and set(report["models"]) == {"base", "sft", "grpo"}
+    assert "target (grpo)" in (tmp_path / "g" / "report.md").read_text("utf-8")
+    wrong = run_simulate(grpo_recipe, tmp_path / "w", "--models", "tuned")
+    assert wrong.returncode != 0 and "a GRPO recipe" in wrong.stderr
