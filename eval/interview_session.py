@@ -8,7 +8,8 @@ Two ways to run an interview:
   when trained, else the rule baseline) picks FOLLOW_UP / NEXT_TOPIC / END; Steering applies the rules
   that hold whatever it says and turns the move into the start of the interviewer's turn, phrased as the
   training dialogues phrase it ("好，X就聊到这里。接下来是Y："); the model continues from there. A turn
-  that asks again what an earlier turn asked is replaced by the next topic (without_repeat). The
+  that asks again what an earlier turn asked, or closes on its own, is replaced by the next topic
+  (without_repeat). The
   closing's two score digits are decoded constrained to digits, below 60 when the candidate declared not
   knowing on most answers (score_ceiling), then the model writes the review.
 Prompts are rendered by scripts/interview_format.py in the format the model was trained on.
@@ -35,7 +36,7 @@ from eval.generate import (
     generation_controls,
     stop_token_ids,
 )
-from eval.interview_policy import PASS_SCORE, asks_again, core, declares_unknown
+from eval.interview_policy import PASS_SCORE, asks_again, closing_score, core, declares_unknown
 from scripts.common import relative_to_repo
 from scripts.interview_format import interviewer_prompt
 from scripts.prompts import (
@@ -249,10 +250,11 @@ class Steering:
 
 def without_repeat(interviewer: Interviewer, steering: Steering, request_for, text: str, move: str,
                    earlier: list[str]) -> tuple[str | None, str]:
-    """(turn, move) for a steered turn: one that asks again what an earlier turn asked is replaced by the
-    next topic's opening (END), as often as that too repeats; with no topic left, (None, "CLOSE").
-    request_for(prefill) -> TurnRequest."""
-    while asks_again(text, earlier):
+    """(turn, move) for a steered turn: one that asks again what an earlier turn asked, or that closes
+    the interview on a move that does not (the decision module decides when to close, and the closing's
+    score is constrained), is replaced by the next topic's opening (END), as often as that too fails; with
+    no topic left, (None, "CLOSE"). request_for(prefill) -> TurnRequest."""
+    while asks_again(text, earlier) or closing_score(text) is not None:
         if steering.on_last_topic:
             return None, "CLOSE"
         move = "END"

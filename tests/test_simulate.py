@@ -218,6 +218,18 @@ def test_steering_replaces_a_repeated_question_and_caps_the_score_of_unknowns():
     assert verdict(done[0].transcript("m", "steered"))["score"] == 75
 
 
+def test_steering_replaces_a_closing_the_model_writes_on_a_follow_up():
+    """Steered, the decision module decides when to close: a closing written on a follow-up (no prefill)
+    becomes the next topic, and the interview closes only by the steered closing."""
+    closes_early = ScriptedInterviewer(lambda r: f"第{len(r.messages)}个话题的核心原理是什么？" if r.prefill else
+                                       "好，本次面试到此结束。\n综合评分：90/100。\n点评：很好。")
+    done, = simulate.run_interviews(closes_early, [candidates()[0]], "steered", 11, Decider(None))
+    v = verdict(done.transcript("m", "steered"))
+    assert v["closed_with_score"] and v["premature_closing"] is False
+    moves = [m.get("move") for m in done.messages if m["role"] == "interviewer"]
+    assert moves[1] == "END" and moves[-1] == "CLOSE" and moves.count("CLOSE") == 1
+
+
 def test_score_ceiling_and_constrained_digits(tiny_qwen3):
     from eval.generate import get_template, load_model
     from eval.interview_session import Interviewer, Steering
