@@ -157,8 +157,8 @@ def leaves_question(reply: str, question_turn: str) -> bool:
     """Does the reply leave the question of question_turn (moves_on_after_unknown): it is a closing, or it
     asks a question question_turn did not, and none of question_turn's questions appears in it?"""
     asked_before = questions(question_turn)
-    asks_again = any(q in core(reply) for q in asked_before)
-    return closing_score(reply) is not None or (bool(questions(reply) - asked_before) and not asks_again)
+    return closing_score(reply) is not None or (bool(questions(reply) - asked_before)
+                                                and not repeats(reply, asked_before))
 
 
 def substantive(answer: str) -> bool:

@@ -31,6 +31,7 @@ MAX_WINDOW_TURN_CHARS = 300  # a turn in the window is cut here (the longest ban
 SPEAKER = {"candidate": "候选人", "interviewer": "面试官"}
 STATUS = {"done": "已结束", "current": "进行中", "todo": "未开始"}
 SPACE = re.compile(r"\s+")
+JOB, PLAN = "岗位：", "本场话题："  # the plan's lines in a system prompt (plan_lines writes, plan_of_whole_system reads)
 
 
 def format_of_dataset(name: str) -> str:
@@ -88,9 +89,9 @@ def _current(topics: list[str], interviewer_turns: list[str]) -> str | None:
 
 
 def plan_lines(job: str | None, topics: list[str] | None) -> list[str]:
-    lines = [f"岗位：{job}"] if job else []
+    lines = [f"{JOB}{job}"] if job else []
     if topics:
-        lines.append(f"本场话题：{'、'.join(topics)}")
+        lines.append(f"{PLAN}{'、'.join(topics)}")
     return lines
 
 
@@ -99,10 +100,10 @@ def plan_of_whole_system(system: str) -> tuple[str | None, list[str] | None]:
     built from the whole dialogues of the training split, then rendered in the SFT recipe's format."""
     job = topics = None
     for line in system.splitlines():
-        if line.startswith("岗位："):
-            job = line.removeprefix("岗位：").strip() or None
-        elif line.startswith("本场话题："):
-            topics = [t for t in line.removeprefix("本场话题：").split("、") if t.strip()] or None
+        if line.startswith(JOB):
+            job = line.removeprefix(JOB).strip() or None
+        elif line.startswith(PLAN):
+            topics = [t for t in line.removeprefix(PLAN).split("、") if t.strip()] or None
     return job, topics
 
 
