@@ -178,14 +178,70 @@ class NoRepeatNewNgrams:
         return scores
 
 
+def owed_continuation_bytes(tail: bytes) -> int:
+    """How many UTF-8 continuation bytes the text ending in `tail` still needs to finish its last character."""
+    for back in range(1, min(4, len(tail)) + 1):
+        byte = tail[-back]
+        if byte < 0x80:
+            return 0
+        if byte >= 0xC0:  # the lead byte of a 2-, 3- or 4-byte character
+            length = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return max(0, length - back)
+    return 0
+
+
+class WholeCharacters:
+    """A logits processor: new text never breaks a UTF-8 character. A byte-level tokenizer spells a CJK
+    character in up to three tokens, and a small model sometimes follows a character's first byte with a
+    whole-word token ("基�bsites"), which decodes to U+FFFD. After an unfinished character only tokens that
+    continue it are allowed; elsewhere no token that starts with a continuation byte. Special tokens (the
+    end of a turn) are always allowed. A tokenizer that is not byte-level BPE is left alone."""
+
+    def __init__(self, tokenizer):
+        from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
+
+        byte_of = {char: byte for byte, char in bytes_to_unicode().items()}
+        special = set(tokenizer.all_special_ids)
+        self.bytes: list[bytes | None] = []
+        for token_id, token in enumerate(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))):
+            if token_id in special or not isinstance(token, str) or not token or any(c not in byte_of for c in token):
+                self.bytes.append(None)
+            else:
+                self.bytes.append(bytes(byte_of[c] for c in token))
+        self.byte_level = sum(b is None for b in self.bytes) <= len(special) + 8
+        # allowed[k]: the tokens that may follow text owing k continuation bytes
+        self.allowed = torch.zeros((4, len(self.bytes)), dtype=torch.bool)
+        for token_id, token_bytes in enumerate(self.bytes):
+            if token_bytes is None:
+                self.allowed[:, token_id] = True
+                continue
+            leading = next((i for i, b in enumerate(token_bytes) if not 0x80 <= b < 0xC0), len(token_bytes))
+            for owed in range(4):
+                self.allowed[owed, token_id] = leading == min(owed, len(token_bytes))
+
+    def owed(self, ids: list[int]) -> int:
+        tail = b"".join(self.bytes[i] or b"" for i in ids[-4:] if 0 <= i < len(self.bytes))
+        return owed_continuation_bytes(tail)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if not self.byte_level:
+            return scores
+        width = min(scores.shape[-1], self.allowed.shape[1])
+        for row in range(input_ids.shape[0]):
+            banned = ~self.allowed[self.owed(input_ids[row, -4:].tolist()), :width].to(scores.device)
+            scores[row, :width] = scores[row, :width].masked_fill(banned, -float("inf"))
+        return scores
+
+
 def generation_controls(prompt_width: int, no_repeat_ngram: int | None = None,
-                        bad_words_ids: list[list[int]] | None = None) -> dict:
+                        bad_words_ids: list[list[int]] | None = None,
+                        whole_characters: WholeCharacters | None = None) -> dict:
     """model.generate keyword arguments for the optional guards: NoRepeatNewNgrams over the tokens after
-    prompt_width, and token sequences never generated."""
+    prompt_width, token sequences never generated, and no broken character (WholeCharacters)."""
     from transformers import LogitsProcessorList
 
-    controls = {"logits_processor": LogitsProcessorList(
-        [NoRepeatNewNgrams(no_repeat_ngram, prompt_width)] if no_repeat_ngram else [])}
+    processors = [NoRepeatNewNgrams(no_repeat_ngram, prompt_width)] if no_repeat_ngram else []
+    controls = {"logits_processor": LogitsProcessorList(processors + ([whole_characters] if whole_characters else []))}
     if bad_words_ids:
         controls["bad_words_ids"] = bad_words_ids
     return controls
@@ -207,11 +263,12 @@ def cut_at_stop(new: list[int], stop_ids: list[int]) -> list[int]:
 @torch.inference_mode()
 def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int, batch_size: int,
                  stop_ids: list[int], desc: str = "generate", static_cache: bool | None = None,
-                 no_repeat_ngram: int | None = None, bad_words_ids: list[list[int]] | None = None) -> list[list[int]]:
+                 no_repeat_ngram: int | None = None, bad_words_ids: list[list[int]] | None = None,
+                 whole_characters: WholeCharacters | None = None) -> list[list[int]]:
     """Greedy new-token ids for each prompt (up to and including a stop token), in the order given.
     static_cache: None = on CPU only (bench/ compares both). no_repeat_ngram: ban repeating an n-gram of
-    the new tokens (NoRepeatNewNgrams); bad_words_ids: token sequences never generated. None for the plain greedy
-    path that make eval uses."""
+    the new tokens (NoRepeatNewNgrams); bad_words_ids: token sequences never generated; whole_characters:
+    no broken character (WholeCharacters). None for the plain greedy path that make eval uses."""
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     # CPU: a preallocated KV cache is written in place; the default one is re-concatenated every step.
@@ -231,7 +288,7 @@ def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: 
         generated = model.generate(
             input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device), max_new_tokens=max_new_tokens,
             do_sample=False, num_beams=1, eos_token_id=stop_ids, pad_token_id=pad_id,
-            **generation_controls(width, no_repeat_ngram, bad_words_ids), **cache,
+            **generation_controls(width, no_repeat_ngram, bad_words_ids, whole_characters), **cache,
         )
         for row, i in enumerate(batch):
             outputs[i] = cut_at_stop(generated[row, width:].cpu().tolist(), stop_ids)

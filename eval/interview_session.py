@@ -12,6 +12,9 @@ Two ways to run an interview:
   (without_repeat). The
   closing's two score digits are decoded constrained to digits, below 60 when the candidate declared not
   knowing on most answers (score_ceiling), then the model writes the review.
+Both modes decode with the same two guards: a turn may not loop on its own n-grams (NoRepeatNewNgrams) and
+may not break a character (WholeCharacters: SmolLM2 spells a CJK character in three byte-tokens, and the
+small model would otherwise follow a first byte with an English word, which decodes to U+FFFD).
 Prompts are rendered by scripts/interview_format.py in the format the model was trained on.
 """
 
@@ -28,6 +31,7 @@ from eval.classifier import classifier_text, classify, find_classifier, load_cla
 from eval.datasets import Example
 from eval.decision_rules import decide as rule_decision
 from eval.generate import (
+    WholeCharacters,
     banned_sequences,
     cut_at_stop,
     decode_complete,
@@ -105,6 +109,7 @@ class Interviewer(Closing):
         self.sampling = sampling or Sampling()
         self.max_new_tokens, self.seed, self.batch_size, self.calls = max_new_tokens, seed, batch_size, 0
         self.no_repeat_ngram = no_repeat_ngram
+        self.whole_characters = WholeCharacters(tokenizer)  # no U+FFFD in a turn, in either mode
         self.digit_ids = [tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)]
         if any(not isinstance(i, int) or i == tokenizer.unk_token_id for i in self.digit_ids):
             raise SystemExit("error: the tokenizer has no single-token digits 0-9 (needed to decode the score)")
@@ -127,7 +132,8 @@ class Interviewer(Closing):
         if self.sampling.greedy:
             new = generate_ids(self.model, self.tokenizer, prompts, max_new_tokens=budget,
                                batch_size=self.batch_size, stop_ids=self.stop_ids, desc="interviewer turns",
-                               no_repeat_ngram=self.no_repeat_ngram, bad_words_ids=bad_words_ids)
+                               no_repeat_ngram=self.no_repeat_ngram, bad_words_ids=bad_words_ids,
+                               whole_characters=self.whole_characters)
         else:
             new = [self._sample(ids, budget, bad_words_ids) for ids in prompts]
         return [r.prefill + decode_complete(self.tokenizer, ids).strip() for r, ids in zip(requests, new)]
@@ -139,7 +145,8 @@ class Interviewer(Closing):
         out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=budget,
                                   do_sample=True, temperature=self.sampling.temperature, top_p=self.sampling.top_p,
                                   eos_token_id=self.stop_ids, pad_token_id=self.stop_ids[0],
-                                  **generation_controls(len(prompt), self.no_repeat_ngram, bad_words_ids))
+                                  **generation_controls(len(prompt), self.no_repeat_ngram, bad_words_ids,
+                                                        self.whole_characters))
         return cut_at_stop(out[0, ids.shape[1]:].tolist(), self.stop_ids)
 
     @torch.inference_mode()

@@ -49,6 +49,7 @@ class GrpoLauncherArguments:
     no_call_share: float | None = None  # share of prompts that need no call (relevance rows); None: the data's
     prompt_format: str = "window"  # interviewer: the format its SFT recipe trained on (scripts/interview_format.py)
     decision_share: float | None = None  # interviewer: share of prompts whose turn closes or changes topic
+    closing_share: float | None = None  # interviewer: share of prompts whose turn is the closing (after decision_share)
     trust_remote_code: bool = False
     lora_rank: int = 16
     lora_alpha: int = 32

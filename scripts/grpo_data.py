@@ -26,6 +26,7 @@ from pathlib import Path
 
 from eval.datasets import Example, examples_from_sharegpt
 from eval.generate import encode_prompt, get_template, load_model
+from eval.interview_policy import closing_score
 from eval.toolcall import parse_tool_calls
 from scripts.common import read_rows, registered_dataset
 from scripts.interview_format import FORMATS, decision_turns, interviewer_prompt, plan_of_whole_system
@@ -93,11 +94,12 @@ def with_no_call_share(rows: list[dict], share: float, seed: int) -> list[dict]:
 
 
 def interview_rows(sharegpt_rows: list[dict], tokenizer, template, fmt: str, max_prompt_tokens: int | None = None):
-    """[{"prompt", "history", "reference", "decision"}], one per interviewer turn of every whole dialogue
+    """[{"prompt", "history", "reference", "decision", "closing"}], one per interviewer turn of every whole dialogue
     (two interviewer turns at least: the one-turn task rows are left out), rendered in `fmt` (the SFT
     recipe's format: interview_format), and how many were left out as longer than max_prompt_tokens.
     history: the interview up to the turn (JSON), reference: the dialogue's own turn, decision: whether it
-    opens, closes or changes topic (interview_format.decision_turns). The rewards read history and reference."""
+    opens, closes or changes topic (interview_format.decision_turns), closing: whether it is the closing (a
+    score: the policy scorer's rule). The rewards read history and reference."""
     if fmt not in FORMATS:
         sys.exit(f"error: prompt_format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     rows, too_long = [], 0
@@ -119,7 +121,8 @@ def interview_rows(sharegpt_rows: list[dict], tokenizer, template, fmt: str, max
                 continue
             rows.append({"prompt": tokenizer.decode(ids, skip_special_tokens=False),
                          "history": json.dumps(messages[:k], ensure_ascii=False),
-                         "reference": message["content"], "decision": k in deciding})
+                         "reference": message["content"], "decision": k in deciding,
+                         "closing": closing_score(message["content"]) is not None})
     return rows, too_long
 
 
@@ -136,6 +139,8 @@ def build_dataset(recipe: dict, tokenizer, split: str = "train"):
                                         recipe.get("max_prompt_length"))
         if split == "train" and recipe.get("decision_share") is not None:
             rows = with_share(rows, lambda r: r["decision"], float(recipe["decision_share"]), seed, "decision_share")
+        if split == "train" and recipe.get("closing_share") is not None:  # after decision_share: of all prompts
+            rows = with_share(rows, lambda r: r["closing"], float(recipe["closing_share"]), seed, "closing_share")
     else:
         rows, too_long = build_rows(read_rows(path), tokenizer, template, recipe.get("max_prompt_length"))
         if split == "train" and recipe.get("no_call_share") is not None:  # a val split keeps its own share

@@ -46,7 +46,14 @@ from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
 
-from eval.generate import banned_sequences, decode_complete, generation_controls, pick_dtype, require_adapter
+from eval.generate import (
+    WholeCharacters,
+    banned_sequences,
+    decode_complete,
+    generation_controls,
+    pick_dtype,
+    require_adapter,
+)
 from eval.interview_session import NO_REPEAT_NGRAM
 from scripts.common import REPO_ROOT, relative_to_repo
 from scripts.recipes import read_recipe, training_dataset
@@ -96,18 +103,19 @@ def served_model(recipe_path: Path, adapter: Path | None, merged: Path | None, b
 
 def guard_generation(model, tokenizer, no_repeat_ngram: int) -> None:
     """Every model.generate of the engine (plain, continued) decodes as make chat does in-process: the loop
-    guard (no_repeat_ngram, 0: off), and a reply cut by its token budget inside a multi-byte character ends
-    before that character instead of with U+FFFD (the cut byte-tokens become padding, which decoding skips)."""
+    guard (no_repeat_ngram, 0: off), no broken character (WholeCharacters), and a reply cut by its token
+    budget inside a multi-byte character ends before that character instead of with U+FFFD (the cut
+    byte-tokens become padding, which decoding skips)."""
     import torch
 
     generate = model.generate
+    whole_characters = WholeCharacters(tokenizer)
 
     def guarded(*args, **kwargs):
         inputs = kwargs.get("inputs", kwargs.get("input_ids"))
         if inputs is None or "logits_processor" in kwargs or "streamer" in kwargs:
             return generate(*args, **kwargs)
-        if no_repeat_ngram:
-            kwargs.update(generation_controls(inputs.shape[1], no_repeat_ngram))
+        kwargs.update(generation_controls(inputs.shape[1], no_repeat_ngram or None, whole_characters=whole_characters))
         out = generate(*args, **kwargs)
         if isinstance(out, torch.Tensor) and tokenizer.pad_token_id is not None:
             width = inputs.shape[1]

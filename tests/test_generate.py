@@ -131,3 +131,85 @@ def test_no_repeat_new_ngrams_bans_only_repeats_of_the_new_tokens():
     # row 2: the prompt's (5, 6) is no history of the new tokens; (7, 5) never continued before: nothing banned
     assert (scores[1] == 0).all()
     assert (guard(ids[:, :4], torch.zeros(2, 10)) == 0).all()  # fewer new tokens than n
+
+
+@pytest.mark.parametrize("tail, owed", [(b"", 0), (b"abc", 0), ("基".encode()[:1], 2), ("基".encode()[:2], 1),
+                                        ("基".encode(), 0), ("é".encode()[:1], 1), ("😀".encode()[:1], 3),
+                                        ("😀".encode()[:3], 1), (b"a\x80", 0)])
+def test_owed_continuation_bytes(tail, owed):
+    from eval.generate import owed_continuation_bytes
+
+    assert owed_continuation_bytes(tail) == owed
+
+
+def test_whole_characters_allows_only_what_finishes_a_character(smollm2):
+    """SmolLM2 spells a CJK character in three byte-tokens: after the first, a word token ("基�bsites", seen
+    in make simulate) is banned and only continuation bytes are allowed; after a whole character the
+    reverse; the end of a turn is always allowed."""
+    from transformers import AutoTokenizer
+
+    from eval.generate import WholeCharacters
+
+    tokenizer = AutoTokenizer.from_pretrained(str(smollm2))
+    guard = WholeCharacters(tokenizer)
+    ji = tokenizer.encode("基", add_special_tokens=False)
+    word = tokenizer.encode("bsites", add_special_tokens=False)
+    assert len(ji) == 3 and len(word) == 1
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+
+    def allowed_after(ids):
+        scores = guard(torch.tensor([ids]), torch.zeros((1, len(tokenizer))))
+        return scores[0] > -float("inf")
+
+    half = allowed_after(tokenizer.encode("我们先从", add_special_tokens=False) + ji[:1])
+    assert half[ji[1]] and not half[word[0]] and half[end]
+    assert not half[ji[0]]  # a new lead byte would leave the character unfinished
+    whole = allowed_after(tokenizer.encode("我们先从", add_special_tokens=False) + ji)
+    assert whole[word[0]] and whole[ji[0]] and not whole[ji[1]] and whole[end]
+
+
+def test_whole_characters_leaves_other_tokenizers_alone():
+    from eval.generate import WholeCharacters
+
+    class Chars:  # a tokenizer whose tokens are characters, not byte-level BPE
+        all_special_ids = [0]
+
+        def __len__(self):
+            return 4
+
+        def convert_ids_to_tokens(self, ids):
+            return ["</s>", "基", "础", "a"][: len(ids)]
+
+    guard = WholeCharacters(Chars())
+    scores = torch.zeros((1, 4))
+    assert torch.equal(guard(torch.tensor([[1, 2]]), scores.clone()), scores)
+
+
+@pytest.mark.slow
+def test_guarded_generation_never_breaks_a_character(tiny_qwen3):
+    """A saboteur pushes a character's first byte, then a word token, at every step: unguarded the text
+    breaks, with the guard after it every character is finished."""
+    from transformers import LogitsProcessorList
+
+    from eval.generate import WholeCharacters
+
+    tokenizer, model = load_model(str(tiny_qwen3))
+    guard = WholeCharacters(tokenizer)
+    lead = guard.bytes.index("基".encode()[:1])
+    word = tokenizer.encode("hello", add_special_tokens=False)[0]
+
+    def saboteur(input_ids, scores):
+        scores[:, lead if input_ids.shape[1] % 2 else word] += 1000.0
+        return scores
+
+    prompt = torch.tensor([tokenizer.encode("你好", add_special_tokens=False)])
+
+    def text(*processors):
+        out = model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=16,
+                             do_sample=False, logits_processor=LogitsProcessorList([saboteur, *processors]))
+        return tokenizer.decode(out[0, prompt.shape[1]:], skip_special_tokens=True)
+
+    assert "\ufffd" in text()
+    guarded = text(guard)
+    assert "\ufffd" not in guarded
+    assert any("\u4e00" <= char <= "\u9fff" for char in guarded)  # the pushed first byte, finished as a character

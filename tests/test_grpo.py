@@ -9,7 +9,7 @@ from eval.generate import get_template
 from scripts import grpo
 from scripts.grpo_data import build_rows, interview_rows, with_share
 from scripts.interview_format import format_of_dataset
-from scripts.recipes import training_dataset
+from scripts.recipes import read_recipe, training_dataset
 from tests.conftest import REPO
 
 GRPO_RECIPES = sorted((REPO / "configs").glob("*_grpo_*.yaml"))
@@ -154,12 +154,30 @@ def test_interview_prompts_one_per_turn_in_the_sft_format_with_history_and_refer
     assert first["prompt"].endswith("<|im_start|>assistant\n")
     closings = [r for r in built if "综合评分" in r["reference"]]
     assert len(closings) == 4 and all(r["decision"] for r in closings)
+    assert [r["closing"] for r in built] == ["综合评分" in r["reference"] for r in built]
     assert sum(r["decision"] for r in built) > 4  # changes of topic decide too
     whole, _ = interview_rows(dialogues, tokenizer, template, "whole")
     assert [r["history"] for r in whole] == [r["history"] for r in built]
     assert dialogues[0]["system"] in whole[0]["prompt"]
     with pytest.raises(SystemExit, match="prompt_format"):
         interview_rows(dialogues, tokenizer, template, "windows")
+
+
+def test_closing_share_draws_the_closings_after_decision_share(smollm2):
+    """closing_share: of all prompts (after decision_share), that share are the turns where the training
+    dialogue closes; the other prompts stay as decision_share left them."""
+    from transformers import AutoTokenizer
+
+    from scripts.grpo_data import build_dataset
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2)
+    recipe = read_recipe(REPO / "configs/interview_smollm2_grpo_cpu.yaml")
+    decided, _ = build_dataset({**recipe, "closing_share": None}, tokenizer)
+    drawn, _ = build_dataset({**recipe, "closing_share": 0.3}, tokenizer)
+    assert sum(decided["closing"]) / len(decided) < 0.2
+    assert abs(sum(drawn["closing"]) / len(drawn) - 0.3) < 0.005
+    assert [r for r in drawn if not r["closing"]] == [r for r in decided if not r["closing"]]
+    assert all(("综合评分" in r["reference"]) == r["closing"] for r in drawn)
 
 
 def test_decision_share_is_the_same_draw():
