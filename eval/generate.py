@@ -226,10 +226,12 @@ class WholeCharacters:
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if not self.byte_level:
             return scores
+        if self.allowed.device != scores.device:  # once, not a 4 x vocabulary copy every step
+            self.allowed = self.allowed.to(scores.device)
         width = min(scores.shape[-1], self.allowed.shape[1])
         for row in range(input_ids.shape[0]):
-            banned = ~self.allowed[self.owed(input_ids[row, -4:].tolist()), :width].to(scores.device)
-            scores[row, :width] = scores[row, :width].masked_fill(banned, -float("inf"))
+            banned = ~self.allowed[self.owed(input_ids[row, -4:].tolist()), :width]
+            scores[row, :width].masked_fill_(banned, -float("inf"))
         return scores
 
 
