@@ -18,6 +18,7 @@ MERGE_ARGS ?=## options of scripts.merge, e.g. "--device auto --no-check"
 GGUF_ARGS  ?=## options of scripts.export_gguf
 BFCL_ARGS  ?=## options of eval.bfcl, e.g. "--max-per-category 20" or "--categories simple_python,irrelevance"
 SIM_ARGS   ?=## options of eval.simulate, e.g. "--modes free --per-skill 4" or "--candidates my.jsonl"
+PROBE_ARGS ?=## options of eval.closing_probe, e.g. "--adapter grpo=runs/interview_smollm2_cpu/grpo --models tuned,grpo"
 SERVE_ARGS ?=## options of scripts.serve, e.g. "--merged runs/interview_smollm2_cpu/merged" or "--base"
 API_HOST   ?= 127.0.0.1## make serve binds here (0.0.0.0 exposes it: set API_KEY too); API_KEY, if set, is required of clients
 API_PORT   ?= 8000## make serve's port
@@ -51,11 +52,11 @@ FC_OUT := data/fc/train.json data/fc/val.json
 FOLLOWUP_RAW := data/raw/followup_decisions.jsonl
 FOLLOWUP_OUT := data/followup/train.json data/followup/val.json
 
-.PHONY: help setup setup-vllm check-setup lock-check lint model data sft grpo classifier eval simulate serve bfcl bfcl-data plan merge llama-cpp gguf chat test test-fast bench clean
+.PHONY: help setup setup-vllm check-setup lock-check lint model data sft grpo classifier eval simulate closing-probe serve bfcl bfcl-data plan merge llama-cpp gguf chat test test-fast bench clean
 
 help: ## list targets and variables
 	@echo "targets:"
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 	@echo ""
 	@echo "variables (make TARGET VAR=value):"
 	@grep -hE '^[A-Z_]+ *\?=.*## ' $(MAKEFILE_LIST) | sed -E 's/^([A-Z_]+) *\?= *([^#]*)## (.*)/  \1=\2|\3/' | awk -F'|' '{printf "  %-52s %s\n", $$1, $$2}'
@@ -132,6 +133,9 @@ bfcl: model bfcl-data ## BFCL v4 offline (11 single-turn AST categories): base v
 
 simulate: model data ## whole simulated interviews, base vs tuned (sft vs grpo for a GRPO recipe), free and steered, scored by the policy
 	$(PY) -m eval.simulate --recipe $(RECIPE) $(SIM_ARGS)
+
+closing-probe: model data ## does the interviewer know when to close? P(closing) at every val turn, closing turns vs the others (AUROC)
+	$(PY) -m eval.closing_probe --recipe $(RECIPE) $(PROBE_ARGS)
 
 serve: model ## OpenAI-compatible API for RECIPE's trained model on API_HOST:API_PORT (LLaMA-Factory's server; API_KEY honoured)
 	API_HOST=$(API_HOST) API_PORT=$(API_PORT) $(PY) -m scripts.serve --recipe $(RECIPE) $(SERVE_ARGS)

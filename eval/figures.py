@@ -92,3 +92,24 @@ def reward_chart(path: Path, log_history: list[dict], reward_names: list[str]) -
     ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def line_chart(path: Path, series: dict[str, dict[float, float]], xlabel: str, ylabel: str, title: str) -> None:
+    """One line per series ({label: {x: y}}); series with the same label prefix before ':' share a colour,
+    the first of them drawn solid, the next dashed."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    colours: dict[str, int] = {}
+    seen: dict[str, int] = {}
+    for label, points in series.items():
+        group = label.split(":", 1)[0]
+        colour = colours.setdefault(group, len(colours))
+        style = ("-o", "--s", ":^")[min(seen.get(group, 0), 2)]
+        seen[group] = seen.get(group, 0) + 1
+        ax.plot(list(points), list(points.values()), style, color=f"C{colour}", label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -92,6 +92,21 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+def auroc(scores: Sequence[float], positive: Sequence[bool]) -> float:
+    """The probability that a positive example scores above a negative one, ties counting half (the area
+    under the ROC curve, Mann-Whitney); NaN without both kinds.
+
+    >>> auroc([0.9, 0.8, 0.1, 0.2], [True, True, False, False]), auroc([0.5, 0.5], [True, False])
+    (1.0, 0.5)
+    """
+    scores, positive = np.asarray(scores, dtype=float), np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    rank_sum = _ranks(scores)[positive].sum()
+    return float((rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def spearman_statistic(x: Sequence[float], y: Sequence[float]) -> Statistic:
     """The statistic 'Spearman of x and y' over the chosen pairs (for intervals)."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
