@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(output / "report.md", markdown(report))
     chart(output / "closing_probe.png", rounds_of)
     print(markdown(report))
-    print(f"closing probe: wrote {output}/ (report.json, report.md, closing_probe.png, turns_*.jsonl)")
+    print(f"closing probe: wrote {relative_to_repo(output)}/ (report.json, report.md, closing_probe.png, turns_*.jsonl)")
     return 0
 
 
