@@ -165,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", type=Path)
     args = parser.parse_args(argv)
 
+    if args.max_dialogues is not None and args.max_dialogues < 1:
+        parser.error("--max-dialogues is at least 1")
     recipe = read_recipe(args.recipe)
     if recipe.get("stage", "sft") != "sft":
         parser.error("--recipe: an SFT recipe (probe a GRPO adapter with --adapter grpo=DIR)")
@@ -196,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     closes = [closing_score(examples[i].label) is not None for i in keep]
     if not any(closes) or all(closes):
         raise SystemExit(f"error: {data_path}: the probe needs closing and non-closing interviewer turns")
+    names = sorted({dialogue_names[i] for i in keep})  # a dialogue whose every prompt was too long is not resampled
     index_of = {name: n for n, name in enumerate(names)}
     dialogue_of = [index_of[dialogue_names[i]] for i in keep]
     rounds = [round_of(examples[i].system, examples[i].messages) for i in keep]
