@@ -195,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     dialogue_names = [ex.id.split("#", 1)[0] for ex in examples]
     keep = [i for i in range(len(examples)) if len(prompts[i]) <= args.max_prompt_tokens]
     too_long = len(examples) - len(keep)
+    if not keep:
+        raise SystemExit(f"error: {data_path}: every prompt is longer than --max-prompt-tokens {args.max_prompt_tokens}")
     closes = [closing_score(examples[i].label) is not None for i in keep]
     if not any(closes) or all(closes):
         raise SystemExit(f"error: {data_path}: the probe needs closing and non-closing interviewer turns")

@@ -105,4 +105,4 @@ def test_probe_end_to_end_on_a_tiny_model_is_reproducible(tiny_qwen3, tmp_path):
     wrong = probe(tmp_path / "c", "--models", "base,grpo")
     assert wrong.returncode != 0 and "grpo" in wrong.stderr
     nothing = probe(tmp_path / "d", "--max-prompt-tokens", "1")  # every prompt left out: said, not a traceback
-    assert nothing.returncode != 0 and "needs closing and non-closing" in nothing.stderr
+    assert nothing.returncode != 0 and "every prompt is longer than --max-prompt-tokens 1" in nothing.stderr
