@@ -26,7 +26,6 @@ Same recipe, adapters and data: byte-identical reports.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -49,17 +48,17 @@ from scripts.common import (
     write_json,
     write_jsonl,
 )
+from scripts.interview_format import round_of_system
 from scripts.prompts import CLOSINGS
 from scripts.recipes import read_recipe
 
 KEYS = ("auroc", "log10_p_close_at_closings", "log10_p_close_elsewhere")
-ROUND_LINE = re.compile(r"当前轮次：第\s*(\d+)\s*轮")  # the window format's state line (scripts/interview_format.py)
 
 
 def round_of(system: str, messages: list[dict]) -> int:
     """The interviewer round a turn is: the window's state line, else the interviewer turns before it + 1."""
-    found = ROUND_LINE.search(system or "")
-    return int(found.group(1)) if found else 1 + sum(m["role"] == "assistant" for m in messages)
+    stated = round_of_system(system or "")
+    return stated if stated is not None else 1 + sum(m["role"] == "assistant" for m in messages)
 
 
 def continuation_log_probs(model, prompt: list[int], continuations: list[list[int]], pad_id: int) -> list[float]:
@@ -124,21 +123,11 @@ def chart(path: Path, rounds_of: dict[str, dict[str, dict[int, float]]]) -> None
                "Does the model know when the interview is over?")
 
 
-def markdown(report: dict) -> str:
-    lines = [f"# Closing probe: {report['recipe']}", "",
-             f"{report['dialogues']} dialogues, {report['turns']} interviewer turns ({report['closing_turns']} closing) "
-             f"of `{report['dataset']}`; 95% bootstrap intervals over dialogues.", "",
-             "| model | " + " | ".join(KEYS) + " |", "|---|" + "---|" * len(KEYS)]
-    for model, row in report["models"].items():
-        lines.append(f"| {model} | " + " | ".join(
-            f"{row[k]['value']:.2f} [{row[k]['low']:.2f}, {row[k]['high']:.2f}]" for k in KEYS) + " |")
-    for pair in report["differences"]:
-        lines.append("")
-        lines.append(f"{pair['a']} - {pair['b']}: " + ", ".join(
-            f"{k} {d['value']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]{' (excludes 0)' if d['significant'] else ''}"
-            for k, d in pair["metrics"].items()))
-    lines += ["", "auroc 0.5: P(close) says nothing about where the interview is over; 1: it knows exactly.", ""]
-    return "\n".join(lines)
+def markdown(report: dict, estimates: dict[str, dict[str, stats.Estimate]], pairs: list[dict]) -> str:
+    return (f"# Closing probe: {report['recipe']}\n\n{report['dialogues']} dialogues, {report['turns']} interviewer "
+            f"turns ({report['closing_turns']} closing) of `{report['dataset']}`; 95% bootstrap intervals over "
+            f"dialogues.\n\n" + stats.markdown_tables(estimates, pairs, KEYS) +
+            "\nauroc 0.5: P(close) says nothing about where the interview is over; 1: it knows exactly.\n")
 
 
 def parse_adapters(values: list[str]) -> dict[str, Path]:
@@ -184,15 +173,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         data_path, _ = eval_dataset(recipe)
     examples = examples_from_sharegpt(read_rows(data_path))
-    names = sorted({ex.id.split("#", 1)[0] for ex in examples})
+    dialogue_names = [ex.id.split("#", 1)[0] for ex in examples]  # example ids are "<row id>#<turn>"
+    names = sorted(set(dialogue_names))
     if args.max_dialogues is not None and args.max_dialogues < len(names):
-        names = sorted(np.random.default_rng(args.seed).choice(names, size=args.max_dialogues, replace=False).tolist())
-    kept_names = set(names)
-    examples = [ex for ex in examples if ex.id.split("#", 1)[0] in kept_names]  # only these are encoded
+        sample = set(np.random.default_rng(args.seed).choice(names, size=args.max_dialogues, replace=False).tolist())
+        chosen = [i for i, name in enumerate(dialogue_names) if name in sample]  # only these are encoded
+        examples, dialogue_names = [examples[i] for i in chosen], [dialogue_names[i] for i in chosen]
     tokenizer, _ = load_model(recipe["model_name_or_path"], weights=False)
     template = get_template(tokenizer, recipe["template"])
     prompts = [encode_prompt(tokenizer, template, ex) for ex in examples]
-    dialogue_names = [ex.id.split("#", 1)[0] for ex in examples]
     keep = [i for i in range(len(examples)) if len(prompts[i]) <= args.max_prompt_tokens]
     too_long = len(examples) - len(keep)
     if not keep:
@@ -221,21 +210,19 @@ def main(argv: list[str] | None = None) -> int:
         rounds_of[name] = by_round(turns)
 
     estimates, pairs = stats.compare(statistics, len(names), seed=args.seed)
-    differences = defaultdict(dict)
-    for pair in pairs:
-        differences[(pair["a"], pair["b"])][pair["metric"]] = {k: pair[k] for k in ("value", "low", "high", "significant")}
     report = {"recipe": relative_to_repo(args.recipe), "dataset": relative_to_repo(Path(data_path)),
               "dialogues": len(names), "turns": len(keep), "closing_turns": sum(closes), "left_out_too_long": too_long,
               "closings": list(CLOSINGS), "seed": args.seed,
               "adapters": {n: relative_to_repo(adapters[n]) if adapters[n] else None for n in models},
               "models": {n: {k: e.as_dict(4) for k, e in estimates[n].items()} for n in models},
-              "differences": [{"a": a, "b": b, "metrics": m} for (a, b), m in differences.items()],
+              "differences": pairs,
               "by_round": {n: {kind: {str(r): v for r, v in rs.items()} for kind, rs in rounds_of[n].items()}
                            for n in models}}
     write_json(output / "report.json", report)
-    atomic_write_text(output / "report.md", markdown(report))
+    text = markdown(report, estimates, pairs)
+    atomic_write_text(output / "report.md", text)
     chart(output / "closing_probe.png", rounds_of)
-    print(markdown(report))
+    print(text)
     print(f"closing probe: wrote {relative_to_repo(output)}/ (report.json, report.md, closing_probe.png, turns_*.jsonl)")
     return 0
 

@@ -147,15 +147,21 @@ def generate(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int,
     return [decode_complete(tokenizer, row).strip() for row in ids]
 
 
-def decode_complete(tokenizer, ids: list[int]) -> str:
-    """The text of ids without a trailing partial character: when the token budget ends inside a
-    multi-byte UTF-8 character, its first byte-tokens decode to U+FFFD; they are dropped (at most 3)."""
-    text = tokenizer.decode(ids, skip_special_tokens=True)
+def complete_prefix(tokenizer, ids: list[int]) -> tuple[int, str]:
+    """(how many of ids to keep, their text) so that the text does not end in a partial character: when the
+    token budget ends inside a multi-byte UTF-8 character, its first byte-tokens decode to U+FFFD; they are
+    dropped (at most 3). When dropping 3 does not help, everything is kept."""
+    full = text = tokenizer.decode(ids, skip_special_tokens=True)
     end = len(ids)
     while text.endswith("\ufffd") and end > 0 and len(ids) - end < 3:
         end -= 1
         text = tokenizer.decode(ids[:end], skip_special_tokens=True)
-    return text if not text.endswith("\ufffd") else tokenizer.decode(ids, skip_special_tokens=True)
+    return (end, text) if not text.endswith("\ufffd") else (len(ids), full)
+
+
+def decode_complete(tokenizer, ids: list[int]) -> str:
+    """The text of ids without a trailing partial character (complete_prefix)."""
+    return complete_prefix(tokenizer, ids)[1]
 
 
 class NoRepeatNewNgrams:

@@ -32,6 +32,8 @@ SPEAKER = {"candidate": "候选人", "interviewer": "面试官"}
 STATUS = {"done": "已结束", "current": "进行中", "todo": "未开始"}
 SPACE = re.compile(r"\s+")
 JOB, PLAN = "岗位：", "本场话题："  # the plan's lines in a system prompt (plan_lines writes, plan_of_whole_system reads)
+ROUND = "当前轮次："  # the window's round line (round_line writes, round_of_system reads)
+ROUND_NUMBER = re.compile(r"第\s*(\d+)\s*轮")
 
 
 def format_of_dataset(name: str) -> str:
@@ -125,8 +127,17 @@ def round_line(n: int) -> str:
     """The round being written; the last one says so (a fact of the state, not an instruction to the model
     beyond the persona's own rule)."""
     if n >= MAX_INTERVIEWER_ROUNDS:
-        return f"当前轮次：第 {n} 轮（最多 {MAX_INTERVIEWER_ROUNDS} 轮，这是最后一轮）"
-    return f"当前轮次：第 {n} 轮（最多 {MAX_INTERVIEWER_ROUNDS} 轮）"
+        return f"{ROUND}第 {n} 轮（最多 {MAX_INTERVIEWER_ROUNDS} 轮，这是最后一轮）"
+    return f"{ROUND}第 {n} 轮（最多 {MAX_INTERVIEWER_ROUNDS} 轮）"
+
+
+def round_of_system(system: str) -> int | None:
+    """The round a window-format system prompt states (round_line's inverse), or None when it states none."""
+    for line in system.splitlines():
+        if line.startswith(ROUND):
+            found = ROUND_NUMBER.match(line.removeprefix(ROUND).strip())
+            return int(found.group(1)) if found else None
+    return None
 
 
 def _cut(text: str) -> str:

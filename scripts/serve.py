@@ -49,6 +49,7 @@ from pathlib import Path
 from eval.generate import (
     WholeCharacters,
     banned_sequences,
+    complete_prefix,
     decode_complete,
     generation_controls,
     pick_dtype,
@@ -120,12 +121,10 @@ def guard_generation(model, tokenizer, no_repeat_ngram: int) -> None:
         if isinstance(out, torch.Tensor) and tokenizer.pad_token_id is not None:
             width = inputs.shape[1]
             for row in out:
-                new, cut = row[width:].tolist(), 0
-                while cut < min(3, len(new)) and tokenizer.decode(new[:len(new) - cut],
-                                                                   skip_special_tokens=True).endswith("\ufffd"):
-                    cut += 1
-                if cut and not tokenizer.decode(new[:len(new) - cut], skip_special_tokens=True).endswith("\ufffd"):
-                    row[len(row) - cut:] = tokenizer.pad_token_id
+                new = row[width:].tolist()
+                keep, _ = complete_prefix(tokenizer, new)
+                if keep < len(new):
+                    row[width + keep:] = tokenizer.pad_token_id
         return out
 
     model.generate = guarded

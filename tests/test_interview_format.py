@@ -81,3 +81,14 @@ def test_decision_turns_are_the_opening_the_closing_and_the_changes_of_topic():
                                 {"role": "candidate", "content": "防止旧连接。"}, DIALOGUE[5]]
     assert decision_turns(follow_up, TOPICS) == [1, 5]  # a follow-up inside the topic decides nothing
     assert decision_turns(DIALOGUE, None) == [1, 5]  # without a plan: the opening and the closing
+
+
+def test_round_of_system_reads_back_what_round_line_wrote():
+    from scripts.interview_format import round_line, round_of_system, whole_system, window_system
+
+    for n in (1, 7, 10, 12):
+        assert round_of_system("你是一位面试官。\n" + round_line(n)) == n
+    turns = ["q1", "q2", "q3"]
+    assert round_of_system(window_system("后端开发工程师", ["Redis", "MySQL 索引"], turns)) == len(turns) + 1
+    assert round_of_system(whole_system("后端开发工程师", ["Redis"])) is None
+    assert round_of_system("当前轮次：不知道") is None
