@@ -7,8 +7,11 @@
    one) or a mistyped scalar is reported, all in one message, before any model is loaded.
 2. output_dir (scripts/runs.py): a finished run is left alone (exit 0, and how to start over); a killed
    run resumes from its newest complete checkpoint; `overwrite_output_dir=true` starts over.
-3. `llamafactory-cli train RECIPE key=value ...` replaces this process (it launches torchrun itself on
-   several GPUs), with resume_from_checkpoint / overwrite_output_dir added as step 2 decided.
+3. `llamafactory-cli train RECIPE key=value ...`, with resume_from_checkpoint / overwrite_output_dir added
+   as step 2 decided. On one device (CPU, one GPU) it runs in this process with the LM head computed on
+   the trained positions only (scripts/sparse_logits.py: the same loss, a third less time a CPU step;
+   SFT_FULL_LOGITS=1 turns it off); where LLaMA-Factory launches torchrun itself (several GPUs,
+   FORCE_TORCHRUN=1) `llamafactory-cli` replaces this process as it is.
 """
 
 from __future__ import annotations
@@ -48,9 +51,28 @@ def main(argv: list[str] | None = None) -> int:
         extra = ([f"resume_from_checkpoint={plan.resume_from}", "overwrite_output_dir=false"] if plan.resume_from
                  else ["overwrite_output_dir=true"])  # nothing in output_dir is worth keeping
 
-    cli = shutil.which("llamafactory-cli", path=str(Path(sys.executable).parent)) or "llamafactory-cli"
-    os.execv(cli, [cli, "train", str(recipe_path), *overrides, *extra])
-    return 1  # not reached
+    cli_args = ["train", str(recipe_path), *overrides, *extra]
+    if launches_torchrun():
+        cli = shutil.which("llamafactory-cli", path=str(Path(sys.executable).parent)) or "llamafactory-cli"
+        os.execv(cli, [cli, *cli_args])
+        return 1  # not reached
+    from llamafactory.cli import main as llamafactory_cli
+
+    from scripts import sparse_logits
+
+    if sparse_logits.install():
+        print("make sft: LM head on the trained positions only (scripts/sparse_logits.py; SFT_FULL_LOGITS=1 turns it off)")
+    sys.argv = ["llamafactory-cli", *cli_args]
+    llamafactory_cli()
+    return 0
+
+
+def launches_torchrun() -> bool:
+    """LLaMA-Factory's own rule (launcher.py): `train` goes to torchrun when forced or on several devices."""
+    from llamafactory.extras.misc import get_device_count, is_env_enabled, use_kt, use_ray
+
+    return is_env_enabled("USE_MCA") or is_env_enabled("FORCE_TORCHRUN") or (
+        get_device_count() > 1 and not use_ray() and not use_kt())
 
 
 if __name__ == "__main__":
