@@ -1,6 +1,6 @@
 """Function-calling metrics over a predictions file, from the shared tool-call core (eval/toolcall.py).
 
-    python -m eval.fc_metrics --predictions FILE.jsonl
+    python -m eval.fc_metrics --predictions FILE.jsonl [--against OTHER.jsonl]
 
 Each line: "predict" (model text), "label" (reference calls, JSON string; a row that needs no call has
 "[]" or its text reply) and "tools" (the row's tools, JSON string). Prints one JSON object: n, n_no_call,
@@ -10,6 +10,10 @@ and the means of
   - irrelevance_acc: over the rows that need no call, right when no call is parsed;
   - combined_reward: the GRPO reward with its default weights (eval.toolcall.REWARD_WEIGHTS), every row.
 A metric over no row is null.
+
+--against OTHER.jsonl: another model's predictions on the same rows (same labels and tools, same order:
+two runs' `make eval` predictions_tuned.jsonl, say); the object then also has "against": for each metric,
+FILE minus OTHER x100 with its paired 95% bootstrap interval (eval/stats.py) and whether it excludes 0.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import argparse
 import json
 from pathlib import Path
 
+from eval import stats
 from eval.toolcall import combined, score
 from scripts.common import read_jsonl_objects
 
@@ -45,11 +50,30 @@ def aggregate(rows: list[dict]) -> dict[str, float | None]:
     return out
 
 
+def paired_difference(rows: list[dict], other: list[dict]) -> dict[str, dict]:
+    """{metric: rows minus other, x100, with its paired bootstrap interval} on the same examples."""
+    statistic, other_statistic = (stats.mean_statistic(per_row_values(r), scale=100) for r in (rows, other))
+    return {metric: difference.as_dict()
+            for metric, difference in stats.paired_differences(statistic, other_statistic, len(rows)).items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--predictions", type=Path, required=True)
+    parser.add_argument("--against", type=Path, help="another model's predictions on the same rows: paired differences")
     args = parser.parse_args(argv)
-    print(json.dumps(aggregate(read_jsonl_objects(args.predictions, ("predict", "label", "tools")))))
+    fields = ("predict", "label", "tools")
+    rows = read_jsonl_objects(args.predictions, fields)
+    result: dict = aggregate(rows)
+    if args.against:
+        other = read_jsonl_objects(args.against, fields)
+        same = len(other) == len(rows) and all((a["label"], a["tools"]) == (b["label"], b["tools"])
+                                               for a, b in zip(rows, other))
+        if not same:
+            raise SystemExit(f"error: {args.against} does not hold the rows of {args.predictions} "
+                             "(the same labels and tools in the same order): a paired difference needs them")
+        result["against"] = paired_difference(rows, other)
+    print(json.dumps(result))
     return 0
 
 

@@ -173,3 +173,37 @@ def test_fc_metrics_cli(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "eval.fc_metrics", "--predictions", str(path)], cwd=REPO,
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "line 1" in bad.stderr and "tools" in bad.stderr
+
+
+def test_fc_metrics_against_gives_the_paired_difference_on_the_same_rows(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    good = "<tool_call>" + json.dumps(CALL, ensure_ascii=False) + "</tool_call>"
+    label = json.dumps([CALL])
+
+    def write(name: str, predicts: list[str], labels: list[str]):
+        path = tmp_path / name
+        path.write_text("".join(json.dumps({"predict": p, "label": gold, "tools": TOOLS}, ensure_ascii=False) + "\n"
+                                for p, gold in zip(predicts, labels)), encoding="utf-8")
+        return str(path)
+
+    labels = [label] * 10 + ["[]"] * 10
+    # the new model fixes all 10 calls and keeps the declines; the old one gets half of each
+    new = write("new.jsonl", [good] * 10 + ["Sorry."] * 10, labels)
+    old = write("old.jsonl", [good] * 5 + ["no"] * 5 + ["Sorry."] * 5 + [good] * 5, labels)
+    out = subprocess.run([sys.executable, "-m", "eval.fc_metrics", "--predictions", new, "--against", old],
+                         cwd=REPO, capture_output=True, text=True, check=True)
+    against = json.loads(out.stdout)["against"]
+    assert against["exact_match"]["value"] == 50.0 and against["exact_match"]["significant"]
+    assert against["irrelevance_acc"]["value"] == 50.0 and against["parse_rate"]["value"] == 50.0
+    assert against["exact_match"]["low"] > 0 and against["exact_match"]["high"] <= 100
+    same = subprocess.run([sys.executable, "-m", "eval.fc_metrics", "--predictions", new, "--against", new],
+                          cwd=REPO, capture_output=True, text=True, check=True)
+    assert all(d["value"] == 0 and not d["significant"] for d in json.loads(same.stdout)["against"].values())
+    other = write("other.jsonl", [good] * 20, [label] * 20)  # other rows: not a paired comparison
+    bad = subprocess.run([sys.executable, "-m", "eval.fc_metrics", "--predictions", new, "--against", other],
+                         cwd=REPO, capture_output=True, text=True)
+    assert bad.returncode != 0 and "same labels and tools" in bad.stderr and "Traceback" not in bad.stderr
