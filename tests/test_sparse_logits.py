@@ -137,3 +137,15 @@ def test_make_sft_trains_the_same_losses_with_and_without_the_full_head(tiny_qwe
         losses[run] = [row["loss"] for row in log if "loss" in row]
     assert len(losses["sparse"]) == 3
     assert losses["sparse"] == pytest.approx(losses["full"], rel=1e-4)
+
+
+def test_make_sft_leaves_torchrun_and_the_v1_trainer_to_llamafactory_cli(monkeypatch):
+    from scripts.sft import needs_its_own_process
+
+    for name in ("FORCE_TORCHRUN", "USE_V1", "USE_MCA"):
+        monkeypatch.delenv(name, raising=False)
+    assert needs_its_own_process() is False  # this machine: no accelerator, one process
+    for name in ("FORCE_TORCHRUN", "USE_V1"):
+        monkeypatch.setenv(name, "1")
+        assert needs_its_own_process() is True
+        monkeypatch.delenv(name)
