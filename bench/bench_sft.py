@@ -20,6 +20,7 @@ from pathlib import Path
 
 from scripts.common import REPO_ROOT, write_json
 from scripts.hardware import cpu_bf16_flags
+from scripts.sparse_logits import DISABLE_ENV
 
 VARIANTS = {"fp32": (False, True), "bf16": (True, True), "bf16_sparse_logits": (True, False)}  # (bf16, full logits)
 
@@ -28,7 +29,7 @@ def train(recipe: Path, steps: int, bf16: bool, full_logits: bool, out: Path) ->
     overrides = [f"max_steps={steps}", f"bf16={'true' if bf16 else 'false'}", f"output_dir={out}",
                  "include_num_input_tokens_seen=true", "logging_steps=1", "save_steps=100000", "plot_loss=false",
                  "overwrite_output_dir=true"]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO_ROOT), SFT_FULL_LOGITS="1" if full_logits else "0")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO_ROOT), **{DISABLE_ENV: "1" if full_logits else "0"})
     subprocess.run([sys.executable, "-m", "scripts.sft", str(recipe), *overrides],
                    cwd=REPO_ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = json.loads((out / "trainer_state.json").read_text(encoding="utf-8")) if (out / "trainer_state.json").exists() else {}

@@ -21,6 +21,7 @@ DFT / ASFT / EAFT losses read the full logits), evaluation and generation, a bat
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 
@@ -46,18 +47,22 @@ def sparse_inputs(inputs: dict) -> dict:
     return {**inputs, "logits_to_keep": positions, "shift_labels": labels[:, positions + 1]}
 
 
-def supports_sparse_logits(model: torch.nn.Module) -> bool:
-    """True for a (PEFT-wrapped) transformers causal LM that takes `logits_to_keep` and computes its loss
-    with `ForCausalLMLoss` (which reads `shift_labels`)."""
-    from transformers.loss.loss_utils import ForCausalLMLoss
-
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    base = getattr(base, "module", base)  # DDP / accelerate wrappers
+@functools.cache
+def _forward_takes_positions(model_class: type) -> bool:
     try:
-        takes_positions = "logits_to_keep" in inspect.signature(base.forward).parameters
-        return takes_positions and getattr(base, "loss_function", None) is ForCausalLMLoss
+        return "logits_to_keep" in inspect.signature(model_class.forward).parameters
     except (TypeError, ValueError, AttributeError):
         return False
+
+
+def supports_sparse_logits(model: torch.nn.Module) -> bool:
+    """True for a (PEFT-wrapped) transformers causal LM that takes `logits_to_keep` and computes its loss
+    with `ForCausalLMLoss` (which reads `shift_labels`). Asked every step: the signature is read once a class."""
+    from transformers.loss.loss_utils import ForCausalLMLoss
+
+    base = getattr(model, "module", model)  # DDP / accelerate wrappers, outermost
+    base = base.get_base_model() if hasattr(base, "get_base_model") else base
+    return _forward_takes_positions(type(base)) and getattr(base, "loss_function", None) is ForCausalLMLoss
 
 
 def wrap_compute_loss(compute_loss):

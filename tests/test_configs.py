@@ -117,6 +117,11 @@ def test_function_calling_recipes_train_on_the_tools_dataset():
         assert entry["tags"]["function_tag"] == "function_call", recipe.name
 
 
+def listed_targets(config: dict) -> list[str]:
+    """lora_target as LLaMA-Factory reads a string: comma-separated, each name stripped."""
+    return [t.strip() for t in config["lora_target"].split(",")]
+
+
 def model_modules(model_dir: Path) -> set[str]:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -132,7 +137,7 @@ def test_a_listed_lora_target_names_modules_of_its_model(recipe, smollm2):
     """PEFT adapts the modules a list matches and says nothing of an entry that matches none: a typo in a
     long list would train fewer layers in silence."""
     config = yaml.safe_load(recipe.read_text(encoding="utf-8"))
-    targets = [t.strip() for t in config["lora_target"].split(",")]
+    targets = listed_targets(config)
     assert len(targets) == len(set(targets)) and all(targets)
     modules = model_modules(REPO / config["model_name_or_path"])
     assert [t for t in targets if not any(m == t or m.endswith("." + t) for m in modules)] == []
@@ -140,7 +145,7 @@ def test_a_listed_lora_target_names_modules_of_its_model(recipe, smollm2):
 
 def test_the_fc_cpu_recipe_adapts_every_projection_of_the_last_15_layers(smollm2):
     config = yaml.safe_load((REPO / "configs/fc_smollm2_lora_sft_cpu.yaml").read_text(encoding="utf-8"))
-    targets = {t.strip() for t in config["lora_target"].split(",")}
+    targets = set(listed_targets(config))
     projections = {name.split(".", 3)[3] for name in targets}
     assert {int(name.split(".")[2]) for name in targets} == set(range(15, 30))
     assert projections == {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
