@@ -3,11 +3,19 @@
 # folders and no pip configuration (PIP_CONFIG_FILE=/dev/null, no PIP_* variables), then `make setup`,
 # `make model data`, one CPU training step of the default recipe and `make test-fast`.
 # Usage: scripts/check_setup.sh [WORKDIR]     (make check-setup; TORCH=... picks the build as in make setup)
+# Without WORKDIR the clone goes to a fresh temporary folder that is removed on exit, pass or fail: its
+# venv holds a CUDA torch (~6 GB), and CI machines that run this on every push would fill their disk.
+# A WORKDIR you name is kept for you to look into.
 # Without a GPU and without PyTorch's CPU index (as on the development machines), TORCH=auto falls back
 # to PyPI's CUDA build, which is also what a GPU machine with a recent driver installs.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-work=${1:-$(mktemp -d)}
+if [ $# -ge 1 ]; then
+  work=$1
+else
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+fi
 rm -rf "$work/clone"
 git clone -q "$repo" "$work/clone"
 cd "$work/clone"
@@ -27,4 +35,4 @@ stage "make model data" make model data
 stage "make sft (1 step)" make sft ARGS="max_steps=1 save_steps=1 output_dir=runs/check_setup"
 test -s runs/check_setup/adapter_model.safetensors
 stage "make test-fast" make test-fast
-echo "check-setup: passed in $SECONDS s; venv $(du -sh .venv | cut -f1) ($(cat .venv/.torch-build) build), workdir $work"
+echo "check-setup: passed in $SECONDS s; venv $(du -sh .venv | cut -f1) ($(cat .venv/.torch-build) build), workdir $work$([ $# -ge 1 ] || echo ' (removed on exit)')"
