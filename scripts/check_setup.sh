@@ -11,9 +11,9 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 if [ $# -ge 1 ]; then
-  work=$1
+  work=$1 workdir_fate=""
 else
-  work=$(mktemp -d)
+  work=$(mktemp -d) workdir_fate=" (removed on exit)"
   trap 'rm -rf "$work"' EXIT
 fi
 rm -rf "$work/clone"
@@ -35,4 +35,4 @@ stage "make model data" make model data
 stage "make sft (1 step)" make sft ARGS="max_steps=1 save_steps=1 output_dir=runs/check_setup"
 test -s runs/check_setup/adapter_model.safetensors
 stage "make test-fast" make test-fast
-echo "check-setup: passed in $SECONDS s; venv $(du -sh .venv | cut -f1) ($(cat .venv/.torch-build) build), workdir $work$([ $# -ge 1 ] || echo ' (removed on exit)')"
+echo "check-setup: passed in $SECONDS s; venv $(du -sh .venv | cut -f1) ($(cat .venv/.torch-build) build), workdir $work$workdir_fate"
