@@ -102,7 +102,8 @@ class Task:
 
 TASKS = {
     "text": Task(list(TEXT_KEYS), text_statistic, 64),
-    "fc": Task(list(FC_ROW_KEYS) + ["combined_reward"], fc_statistic, 128),
+    # fc: the longest call in the shipped sample is 147 SmolLM2 tokens (two calls with links); 128 cut it
+    "fc": Task(list(FC_ROW_KEYS) + ["combined_reward"], fc_statistic, 192),
     "decision": Task(["accuracy", "macro_f1"] + [f"recall_{label}" for label in DECISION_LABELS], decision_statistic, 48),
 }
 
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-samples", type=int, help="score a seeded sample of N examples (default: all)")
     parser.add_argument("--classifier", type=Path, default=DEFAULT_CLASSIFIER,
                         help="decision task: the encoder classifier to score beside the LLMs (make classifier)")
-    parser.add_argument("--max-new-tokens", type=int, help="default: 64 dialogue, 128 function calls, 48 decisions")
+    parser.add_argument("--max-new-tokens", type=int, help="default: 64 dialogue, 192 function calls, 48 decisions")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp32"],
                         help="auto: bf16 where the CPU/GPU computes it natively, else fp32")

@@ -153,5 +153,27 @@ def test_the_fc_cpu_recipe_adapts_every_projection_of_the_last_15_layers(smollm2
     assert len(targets) == 15 * 7
 
 
+def test_every_reference_call_of_the_fc_sample_fits_the_eval_and_grpo_budgets(smollm2):
+    """A budget below the longest reference cuts that call and scores it wrong whatever the model does
+    (make eval's 128 tokens once cut a 147-token pair of invitations)."""
+    from eval.datasets import examples_from_sharegpt
+    from eval.generate import get_template, load_model
+    from eval.run_eval import TASKS
+
+    grpo = yaml.safe_load((REPO / "configs/fc_smollm2_grpo_cpu.yaml").read_text(encoding="utf-8"))
+    tokenizer, _ = load_model(str(smollm2), weights=False)
+    template = get_template(tokenizer, "smollm2")
+    lengths = []
+    for split in ("train", "val"):
+        rows = json.loads((REPO / "data" / "fc" / f"{split}.json").read_text(encoding="utf-8"))
+        for example in examples_from_sharegpt(rows, targets={"function_call"}):  # declines are a sentence
+            # the reference call as SFT trains it: the template's tool format and its stop word
+            messages = example.messages + [{"role": "function", "content": example.label}]
+            _, answer_ids = template.encode_oneturn(tokenizer, messages, example.system, example.tools or None)
+            lengths.append(len(answer_ids))
+    assert len(lengths) > 900 and max(lengths) > 128  # the sample has calls that a 128 budget cuts
+    assert max(lengths) <= TASKS["fc"].max_new_tokens
+    assert max(lengths) <= grpo["max_completion_length"]
+
 if __name__ == "__main__":  # a rank of parsed_in_a_rank
     print(json.dumps(parsed(json.loads(sys.argv[1]))))
