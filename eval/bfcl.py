@@ -35,7 +35,6 @@ import importlib.util
 import json
 import re
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -343,10 +342,9 @@ def markdown(report: dict) -> str:
 def run(args) -> int:
     from eval.figures import bar_chart
     from eval.generate import (
+        complete_or_reuse,
         encode_prompt,
-        generate,
         get_template,
-        load_for_eval,
         load_model,
         pick_dtype,
         stop_token_ids,
@@ -375,14 +373,18 @@ def run(args) -> int:
     output = args.output_dir or Path(recipe["output_dir"]).parent / "bfcl"
     print(f"bfcl: {len(questions)} questions in {len(categories)} categories x {[m for m, _ in models]} "
           f"({too_long} longer than {limit} prompt tokens left out), {why}", file=sys.stderr)
-    results, verdicts_of, seconds = {}, {}, {}
+    results, verdicts_of, seconds, reused = {}, {}, {}, []
     for name, adapter in models:
-        model = load_for_eval(recipe["model_name_or_path"], adapter, dtype)
-        started = time.perf_counter()
-        texts = generate(model, tokenizer, prompts, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                         stop_ids=stop_token_ids(tokenizer, template), desc=f"bfcl {name}")
-        seconds[name] = round(time.perf_counter() - started, 1)
-        del model
+        texts, took = complete_or_reuse(recipe["model_name_or_path"], adapter, tokenizer, prompts, dtype=dtype,
+                                        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                                        stop_ids=stop_token_ids(tokenizer, template), desc=f"bfcl {name}",
+                                        use_cache=not args.no_cache)
+        if took is None:
+            reused.append(name)
+            print(f"bfcl: {name}: the same weights already completed these prompts (runs/.eval_cache); reused",
+                  file=sys.stderr)
+        else:
+            seconds[name] = took
         predictions = [{"id": q["id"], "predict": t} for q, t in zip(questions, texts)]
         verdicts_of[name] = score_predictions(predictions, {q["id"]: q for q in questions})
         write_jsonl(output / f"predictions_{name}.jsonl", predictions)
@@ -407,7 +409,7 @@ def run(args) -> int:
               [c for c in categories if any(q["category"] == c for q in questions)],
               "n": len(questions), "results": results, "differences": differences}
     write_json(output / "report.json", report)
-    write_json(output / "timings.json", {"generation_seconds": seconds})
+    write_json(output / "timings.json", {"generation_seconds": seconds, "reused_completions": reused})
     atomic_write_text(output / "report.md", markdown(report))
     bar_chart(output / "bfcl.png", {m: {c: e["value"] for c, e in r["categories"].items()} for m, r in results.items()},
               report["categories"], f"BFCL v4 offline: {args.recipe.stem} (95% CI)",
@@ -432,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output-dir", type=Path)
+    parser.add_argument("--no-cache", action="store_true",
+                        help="generate even where the same weights already completed these prompts (runs/.eval_cache)")
     args = parser.parse_args(argv)
     if bool(args.predictions) == bool(args.recipe):
         parser.error("give --predictions FILE (score) or --recipe R (generate and score)")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -337,3 +338,24 @@ def cached_completions(key: str) -> list[str] | None:
 
 def store_completions(key: str, texts: list[str]) -> None:
     atomic_write_text(CACHE_DIR / f"{key}.json", json.dumps(texts, ensure_ascii=False))
+
+
+def complete_or_reuse(model_path: str, adapter: Path | None, tokenizer, prompts: list[list[int]], *,
+                      dtype, max_new_tokens: int, batch_size: int, stop_ids: list[int], desc: str,
+                      use_cache: bool = True) -> tuple[list[str], float | None]:
+    """(completions, generation seconds or None when reused): the same weights, prompts and settings
+    completed before (runs/.eval_cache) are read back instead of generated again; the batch size only
+    groups the work, so it is not part of the key."""
+    key = completions_key(model_path, adapter, prompts, dtype=dtype, max_new_tokens=max_new_tokens,
+                          stop_ids=stop_ids)
+    texts = cached_completions(key) if use_cache else None
+    if texts is not None and len(texts) == len(prompts):
+        return texts, None
+    model = load_for_eval(model_path, adapter, dtype)
+    start = time.perf_counter()
+    texts = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                     stop_ids=stop_ids, desc=desc)
+    seconds = round(time.perf_counter() - start, 1)
+    del model
+    store_completions(key, texts)
+    return texts, seconds

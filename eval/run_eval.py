@@ -38,7 +38,6 @@ import argparse
 import json
 import math
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -52,17 +51,13 @@ from eval.fc_metrics import METRICS as FC_ROW_KEYS
 from eval.fc_metrics import per_row_values as fc_per_row
 from eval.figures import bar_chart, confusion_chart
 from eval.generate import (
-    cached_completions,
-    completions_key,
+    complete_or_reuse,
     encode_prompt,
-    generate,
     get_template,
-    load_for_eval,
     load_model,
     pick_dtype,
     require_adapter,
     stop_token_ids,
-    store_completions,
 )
 from eval.text_metrics import KEYS as TEXT_KEYS
 from eval.text_metrics import per_row_values as text_per_row
@@ -226,19 +221,14 @@ def main(argv: list[str] | None = None) -> int:
     prompts = [prompt_ids[i] for i in chosen]
     seconds, cached = {}, []
     for name, adapter in models:
-        key = completions_key(recipe["model_name_or_path"], adapter, prompts, dtype=dtype,
-                              max_new_tokens=max_new_tokens, stop_ids=gen["stop_ids"])
-        texts = None if args.no_cache else cached_completions(key)
-        if texts is not None:
+        texts, took = complete_or_reuse(recipe["model_name_or_path"], adapter, tokenizer, prompts, dtype=dtype,
+                                        desc=name, use_cache=not args.no_cache, **gen)
+        if took is None:
             cached.append(name)
             print(f"eval: {name}: the same weights already completed these prompts (runs/.eval_cache); reused",
                   file=sys.stderr)
         else:
-            model = load_for_eval(recipe["model_name_or_path"], adapter, dtype)
-            start = time.perf_counter()
-            texts = generate(model, tokenizer, prompts, desc=name, **gen)
-            seconds[name] = round(time.perf_counter() - start, 1)
-            store_completions(key, texts)
+            seconds[name] = took
         rows = [{"id": examples[i].id, "prompt": examples[i].messages[-1]["content"], "predict": text,
                  "label": examples[i].label, **({"tools": examples[i].tools} if task_name == "fc" else {})}
                 for i, text in zip(chosen, texts)]

@@ -3,6 +3,7 @@ import torch
 
 from eval.datasets import Example, examples_from_sharegpt
 from eval.generate import (
+    complete_or_reuse,
     cpu_bf16_flags,
     decode_complete,
     encode_prompt,
@@ -40,6 +41,23 @@ def test_batched_generation_equals_one_at_a_time(tiny_qwen3, dtype):
     assert batched == single
     assert max(len(ids) for ids in batched) > 1  # something was generated, not only a stop token
 
+
+@pytest.mark.slow
+def test_the_same_weights_on_the_same_prompts_are_completed_once(tiny_qwen3, tmp_path, monkeypatch):
+    """make eval and make bfcl reuse completions; a different budget or --no-cache generates again."""
+    monkeypatch.setattr("eval.generate.CACHE_DIR", tmp_path)
+    tokenizer, _ = load_model(str(tiny_qwen3), weights=False)
+    template = get_template(tokenizer, "qwen3_nothink")
+    prompts = [encode_prompt(tokenizer, template, e) for e in examples_from_sharegpt(ROWS)]
+    settings = dict(dtype=torch.float32, batch_size=2, stop_ids=stop_token_ids(tokenizer, template), desc="t")
+    first, took = complete_or_reuse(str(tiny_qwen3), None, tokenizer, prompts, max_new_tokens=6, **settings)
+    assert took is not None and len(first) == len(prompts)
+    again, took_again = complete_or_reuse(str(tiny_qwen3), None, tokenizer, prompts, max_new_tokens=6, **settings)
+    assert (again, took_again) == (first, None)
+    _, longer = complete_or_reuse(str(tiny_qwen3), None, tokenizer, prompts, max_new_tokens=7, **settings)
+    _, forced = complete_or_reuse(str(tiny_qwen3), None, tokenizer, prompts, max_new_tokens=6, use_cache=False,
+                                  **settings)
+    assert longer is not None and forced is not None
 
 def test_gqa_attention_computes_what_transformers_sdpa_computes(tiny_qwen3):
     """The CPU attention passes KV heads unrepeated (enable_gqa): same logits as transformers' SDPA on a
