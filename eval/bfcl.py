@@ -375,16 +375,10 @@ def run(args) -> int:
           f"({too_long} longer than {limit} prompt tokens left out), {why}", file=sys.stderr)
     results, verdicts_of, seconds, reused = {}, {}, {}, []
     for name, adapter in models:
-        texts, took = complete_or_reuse(recipe["model_name_or_path"], adapter, tokenizer, prompts, dtype=dtype,
-                                        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                                        stop_ids=stop_token_ids(tokenizer, template), desc=f"bfcl {name}",
-                                        use_cache=not args.no_cache)
-        if took is None:
-            reused.append(name)
-            print(f"bfcl: {name}: the same weights already completed these prompts (runs/.eval_cache); reused",
-                  file=sys.stderr)
-        else:
-            seconds[name] = took
+        texts = complete_or_reuse(recipe["model_name_or_path"], adapter, tokenizer, prompts, dtype=dtype,
+                                  max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                                  stop_ids=stop_token_ids(tokenizer, template), name=name, seconds=seconds,
+                                  reused=reused, program="bfcl", use_cache=not args.no_cache)
         predictions = [{"id": q["id"], "predict": t} for q, t in zip(questions, texts)]
         verdicts_of[name] = score_predictions(predictions, {q["id"]: q for q in questions})
         write_jsonl(output / f"predictions_{name}.jsonl", predictions)

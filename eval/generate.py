@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -341,21 +342,25 @@ def store_completions(key: str, texts: list[str]) -> None:
 
 
 def complete_or_reuse(model_path: str, adapter: Path | None, tokenizer, prompts: list[list[int]], *,
-                      dtype, max_new_tokens: int, batch_size: int, stop_ids: list[int], desc: str,
-                      use_cache: bool = True) -> tuple[list[str], float | None]:
-    """(completions, generation seconds or None when reused): the same weights, prompts and settings
-    completed before (runs/.eval_cache) are read back instead of generated again; the batch size only
-    groups the work, so it is not part of the key."""
+                      dtype, max_new_tokens: int, batch_size: int, stop_ids: list[int], name: str,
+                      seconds: dict[str, float], reused: list[str], program: str = "eval",
+                      use_cache: bool = True) -> list[str]:
+    """The completions of one model: read back when the same weights, prompts and settings were completed
+    before (runs/.eval_cache; the batch size only groups the work, so it is not in the key), else generated
+    and stored. Records the model in reused, or its generation seconds in seconds."""
     key = completions_key(model_path, adapter, prompts, dtype=dtype, max_new_tokens=max_new_tokens,
                           stop_ids=stop_ids)
     texts = cached_completions(key) if use_cache else None
     if texts is not None and len(texts) == len(prompts):
-        return texts, None
+        reused.append(name)
+        print(f"{program}: {name}: the same weights already completed these prompts (runs/.eval_cache); reused",
+              file=sys.stderr)
+        return texts
     model = load_for_eval(model_path, adapter, dtype)
     start = time.perf_counter()
     texts = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                     stop_ids=stop_ids, desc=desc)
-    seconds = round(time.perf_counter() - start, 1)
+                     stop_ids=stop_ids, desc=f"{program} {name}" if program != "eval" else name)
+    seconds[name] = round(time.perf_counter() - start, 1)
     del model
     store_completions(key, texts)
-    return texts, seconds
+    return texts

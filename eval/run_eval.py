@@ -222,14 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     prompts = [prompt_ids[i] for i in chosen]
     seconds, cached = {}, []
     for name, adapter in models:
-        texts, took = complete_or_reuse(recipe["model_name_or_path"], adapter, tokenizer, prompts, dtype=dtype,
-                                        desc=name, use_cache=not args.no_cache, **gen)
-        if took is None:
-            cached.append(name)
-            print(f"eval: {name}: the same weights already completed these prompts (runs/.eval_cache); reused",
-                  file=sys.stderr)
-        else:
-            seconds[name] = took
+        texts = complete_or_reuse(recipe["model_name_or_path"], adapter, tokenizer, prompts, dtype=dtype, name=name,
+                                  seconds=seconds, reused=cached, use_cache=not args.no_cache, **gen)
         rows = [{"id": examples[i].id, "prompt": examples[i].messages[-1]["content"], "predict": text,
                  "label": examples[i].label, **({"tools": examples[i].tools} if task_name == "fc" else {})}
                 for i, text in zip(chosen, texts)]

@@ -49,34 +49,19 @@ def test_the_same_weights_on_the_same_prompts_are_completed_once(tiny_qwen3, tmp
     tokenizer, _ = load_model(str(tiny_qwen3), weights=False)
     template = get_template(tokenizer, "qwen3_nothink")
     prompts = [encode_prompt(tokenizer, template, e) for e in examples_from_sharegpt(ROWS)]
-    settings = dict(dtype=torch.float32, batch_size=2, stop_ids=stop_token_ids(tokenizer, template), desc="t")
-    first, took = complete_or_reuse(str(tiny_qwen3), None, tokenizer, prompts, max_new_tokens=6, **settings)
-    assert took is not None and len(first) == len(prompts)
-    again, took_again = complete_or_reuse(str(tiny_qwen3), None, tokenizer, prompts, max_new_tokens=6, **settings)
-    assert (again, took_again) == (first, None)
-    _, longer = complete_or_reuse(str(tiny_qwen3), None, tokenizer, prompts, max_new_tokens=7, **settings)
-    _, forced = complete_or_reuse(str(tiny_qwen3), None, tokenizer, prompts, max_new_tokens=6, use_cache=False,
-                                  **settings)
-    assert longer is not None and forced is not None
+    settings = dict(dtype=torch.float32, batch_size=2, stop_ids=stop_token_ids(tokenizer, template))
 
-def test_gqa_attention_computes_what_transformers_sdpa_computes(tiny_qwen3):
-    """The CPU attention passes KV heads unrepeated (enable_gqa): same logits as transformers' SDPA on a
-    left-padded batch, up to float rounding; and it is the implementation load_model picks on CPU."""
-    from eval.generate import GQA_ATTENTION
+    def complete(name: str, budget: int, use_cache: bool = True):
+        seconds, reused = {}, []
+        texts = complete_or_reuse(str(tiny_qwen3), None, tokenizer, prompts, max_new_tokens=budget, name=name,
+                                  seconds=seconds, reused=reused, use_cache=use_cache, **settings)
+        return texts, seconds, reused
 
-    _, reference = load_model(str(tiny_qwen3), attention="sdpa")
-    _, model = load_model(str(tiny_qwen3))
-    assert model.config._attn_implementation == GQA_ATTENTION != reference.config._attn_implementation
-    torch.manual_seed(0)
-    input_ids = torch.randint(5, 200, (3, 9))
-    mask = torch.ones_like(input_ids)
-    mask[0, :4] = 0  # left padding
-    mask[1, :1] = 0
-    with torch.inference_mode():
-        expected = reference(input_ids=input_ids, attention_mask=mask).logits
-        got = model(input_ids=input_ids, attention_mask=mask).logits
-    real = mask.bool()
-    assert torch.allclose(got[real], expected[real], atol=1e-5, rtol=1e-4)
+    first, seconds, reused = complete("base", 6)
+    assert len(first) == len(prompts) and set(seconds) == {"base"} and reused == []
+    assert complete("base", 6) == (first, {}, ["base"])
+    assert set(complete("base", 7)[1]) == {"base"}  # another budget: generated
+    assert set(complete("base", 6, use_cache=False)[1]) == {"base"}  # --no-cache: generated
 
 
 def test_eval_without_adapter_fails_before_loading_any_model(tmp_path):
