@@ -359,7 +359,7 @@ def complete_or_reuse(model_path: str, adapter: Path | None, tokenizer, prompts:
     model = load_for_eval(model_path, adapter, dtype)
     start = time.perf_counter()
     texts = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                     stop_ids=stop_ids, desc=f"{program} {name}" if program != "eval" else name)
+                     stop_ids=stop_ids, desc=f"{program} {name}")
     seconds[name] = round(time.perf_counter() - start, 1)
     del model
     store_completions(key, texts)

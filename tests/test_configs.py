@@ -175,5 +175,6 @@ def test_every_reference_call_of_the_fc_sample_fits_the_eval_and_grpo_budgets(sm
     assert max(lengths) <= TASKS["fc"].max_new_tokens
     assert max(lengths) <= grpo["max_completion_length"]
 
+
 if __name__ == "__main__":  # a rank of parsed_in_a_rank
     print(json.dumps(parsed(json.loads(sys.argv[1]))))

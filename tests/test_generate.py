@@ -64,6 +64,26 @@ def test_the_same_weights_on_the_same_prompts_are_completed_once(tiny_qwen3, tmp
     assert set(complete("base", 6, use_cache=False)[1]) == {"base"}  # --no-cache: generated
 
 
+def test_gqa_attention_computes_what_transformers_sdpa_computes(tiny_qwen3):
+    """The CPU attention passes KV heads unrepeated (enable_gqa): same logits as transformers' SDPA on a
+    left-padded batch, up to float rounding; and it is the implementation load_model picks on CPU."""
+    from eval.generate import GQA_ATTENTION
+
+    _, reference = load_model(str(tiny_qwen3), attention="sdpa")
+    _, model = load_model(str(tiny_qwen3))
+    assert model.config._attn_implementation == GQA_ATTENTION != reference.config._attn_implementation
+    torch.manual_seed(0)
+    input_ids = torch.randint(5, 200, (3, 9))
+    mask = torch.ones_like(input_ids)
+    mask[0, :4] = 0  # left padding
+    mask[1, :1] = 0
+    with torch.inference_mode():
+        expected = reference(input_ids=input_ids, attention_mask=mask).logits
+        got = model(input_ids=input_ids, attention_mask=mask).logits
+    real = mask.bool()
+    assert torch.allclose(got[real], expected[real], atol=1e-5, rtol=1e-4)
+
+
 def test_eval_without_adapter_fails_before_loading_any_model(tmp_path):
     import subprocess
     import sys
