@@ -49,6 +49,9 @@ INTERVIEW_RAW := data/raw/interview_dialogues.jsonl
 INTERVIEW_OUT := data/interview/train.json data/interview/val.json data/interview/window_train.json data/interview/window_val.json data/interview/window_decisions_train.json data/interview/window_decisions_val.json
 XLAM_SAMPLE := data/raw/xlam_sample.json
 FC_OUT := data/fc/train.json data/fc/val.json
+# GRPO's function-calling prompts: the same generator, another seed, so that none is a row SFT trained on
+XLAM_GRPO_SAMPLE := data/raw/xlam_grpo_sample.json
+FC_GRPO_OUT := data/fc_grpo/train.json data/fc_grpo/val.json
 FOLLOWUP_RAW := data/raw/followup_decisions.jsonl
 FOLLOWUP_OUT := data/followup/train.json data/followup/val.json
 
@@ -96,13 +99,19 @@ $(XLAM_SAMPLE): scripts/gen_xlam_sample.py | $(VENV)/.installed
 $(FC_OUT) &: $(XLAM_INPUT) scripts/prepare_xlam.py | $(VENV)/.installed
 	$(PY) -m scripts.prepare_xlam --input $(XLAM_INPUT)
 
+$(XLAM_GRPO_SAMPLE): scripts/gen_xlam_sample.py | $(VENV)/.installed
+	$(PY) -m scripts.gen_xlam_sample --output $@ --rows 600 --seed 1
+
+$(FC_GRPO_OUT) &: $(XLAM_GRPO_SAMPLE) scripts/prepare_xlam.py | $(VENV)/.installed
+	$(PY) -m scripts.prepare_xlam --input $(XLAM_GRPO_SAMPLE) --output-dir data/fc_grpo --name fc_grpo
+
 $(FOLLOWUP_RAW): data/bank/question_bank.json scripts/gen_followup_data.py scripts/speech.py | $(VENV)/.installed
 	$(PY) -m scripts.gen_followup_data --output $@
 
 $(FOLLOWUP_OUT) &: $(FOLLOWUP_RAW) scripts/prepare_followup.py data/schema/followup_decision.schema.json | $(VENV)/.installed
 	$(PY) -m scripts.prepare_followup --input $(FOLLOWUP_RAW)
 
-data: $(VENV)/.installed $(INTERVIEW_OUT) $(FC_OUT) $(FOLLOWUP_OUT) ## generate and convert the datasets (XLAM_INPUT=real xlam file), register them
+data: $(VENV)/.installed $(INTERVIEW_OUT) $(FC_OUT) $(FC_GRPO_OUT) $(FOLLOWUP_OUT) ## generate and convert the datasets (XLAM_INPUT=real xlam file), register them
 
 sft: model data ## train RECIPE with llamafactory-cli; a killed run resumes, a finished one is kept (ARGS="key=value ...")
 	$(PY) -m scripts.sft $(RECIPE) $(PRECISION_OVERRIDE) $(ARGS)

@@ -116,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer, _ = load_model(launcher.model_name_or_path, weights=False)
     get_template(tokenizer, launcher.template)  # sets eos to the template's stop word, as in SFT
     tokenizer.padding_side = "left"
-    dataset, too_long = build_dataset(recipe, tokenizer)
-    print(f"grpo: {len(dataset)} prompts ({too_long} longer than max_prompt_length left out)")
+    dataset, left_out = build_dataset(recipe, tokenizer)
+    print(f"grpo: {len(dataset)} prompts (left out: {left_out['too_long']} longer than max_prompt_length, "
+          f"{left_out['in_eval']} identical to a prompt of the eval dataset)")
     model, peft_config = policy(launcher, config)
 
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=config, train_dataset=dataset,

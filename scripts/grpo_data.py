@@ -126,28 +126,46 @@ def interview_rows(sharegpt_rows: list[dict], tokenizer, template, fmt: str, max
     return rows, too_long
 
 
-def build_dataset(recipe: dict, tokenizer, split: str = "train"):
-    from datasets import Dataset
+def eval_dataset_name(recipe: dict) -> str:
+    return recipe.get("eval_dataset") or recipe["dataset"].replace("_train", "_val")
 
-    template = get_template(tokenizer, recipe["template"])
-    name = recipe["dataset"] if split == "train" else recipe.get("eval_dataset") or \
-        recipe["dataset"].replace("_train", "_val")
+
+def task_rows(recipe: dict, name: str, tokenizer, template) -> tuple[list[dict], int, str]:
+    """(prompts of dataset `name` as the recipe renders them, how many were longer than max_prompt_length, task)."""
     path, task = dataset_file(recipe, name)
-    seed = int(recipe.get("seed", 42))
     if task == "interview":
         rows, too_long = interview_rows(read_rows(path), tokenizer, template, recipe.get("prompt_format", "window"),
                                         recipe.get("max_prompt_length"))
-        if split == "train" and recipe.get("decision_share") is not None:
-            rows = with_share(rows, lambda r: r["decision"], float(recipe["decision_share"]), seed, "decision_share")
-        if split == "train" and recipe.get("closing_share") is not None:  # after decision_share: of all prompts
-            rows = with_share(rows, lambda r: r["closing"], float(recipe["closing_share"]), seed, "closing_share")
     else:
         rows, too_long = build_rows(read_rows(path), tokenizer, template, recipe.get("max_prompt_length"))
-        if split == "train" and recipe.get("no_call_share") is not None:  # a val split keeps its own share
-            rows = with_no_call_share(rows, float(recipe["no_call_share"]), seed)
+    return rows, too_long, task
+
+
+def build_dataset(recipe: dict, tokenizer, split: str = "train"):
+    """(the recipe's prompts as a datasets.Dataset, {"too_long": n, "in_eval": n}: the rows left out).
+    Training prompts identical to a prompt of the eval dataset are left out (in_eval): `make eval` scores
+    the GRPO model on that split, and a prompt it was rewarded on would not measure anything."""
+    from datasets import Dataset
+
+    template = get_template(tokenizer, recipe["template"])
+    name = recipe["dataset"] if split == "train" else eval_dataset_name(recipe)
+    rows, too_long, task = task_rows(recipe, name, tokenizer, template)
+    in_eval = 0
+    if split == "train" and name != eval_dataset_name(recipe):
+        eval_prompts = {r["prompt"] for r in task_rows(recipe, eval_dataset_name(recipe), tokenizer, template)[0]}
+        kept = [r for r in rows if r["prompt"] not in eval_prompts]
+        rows, in_eval = kept, len(rows) - len(kept)
+    seed = int(recipe.get("seed", 42))
+    if split == "train" and task == "interview":
+        if recipe.get("decision_share") is not None:
+            rows = with_share(rows, lambda r: r["decision"], float(recipe["decision_share"]), seed, "decision_share")
+        if recipe.get("closing_share") is not None:  # after decision_share: of all prompts
+            rows = with_share(rows, lambda r: r["closing"], float(recipe["closing_share"]), seed, "closing_share")
+    if split == "train" and task == "fc" and recipe.get("no_call_share") is not None:  # a val split keeps its own
+        rows = with_no_call_share(rows, float(recipe["no_call_share"]), seed)
     if recipe.get("max_samples"):
         rows = rows[: int(recipe["max_samples"])]
-    return Dataset.from_list(rows), too_long
+    return Dataset.from_list(rows), {"too_long": too_long, "in_eval": in_eval}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,12 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     recipe = read_recipe(args.recipe)
     tokenizer, _ = load_model(recipe["model_name_or_path"], weights=False)
-    dataset, too_long = build_dataset(recipe, tokenizer)
+    dataset, left_out = build_dataset(recipe, tokenizer)
     for row in dataset.select(range(min(args.show, len(dataset)))):
         n_tokens = len(tokenizer(row["prompt"], add_special_tokens=False)["input_ids"])
         reference = row["answers"] if "answers" in row else row["reference"]
         print(f"----- prompt ({n_tokens} tokens)\n{row['prompt']}\n----- reference\n{reference}\n")
-    print(f"grpo_data: {len(dataset)} prompts, {too_long} left out as longer than max_prompt_length")
+    print(f"grpo_data: {len(dataset)} prompts; left out: {left_out['too_long']} longer than max_prompt_length, "
+          f"{left_out['in_eval']} identical to a prompt of the eval dataset")
     return 0
 
 

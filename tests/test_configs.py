@@ -164,8 +164,8 @@ def test_every_reference_call_of_the_fc_sample_fits_the_eval_and_grpo_budgets(sm
     tokenizer, _ = load_model(str(smollm2), weights=False)
     template = get_template(tokenizer, "smollm2")
     lengths = []
-    for split in ("train", "val"):
-        rows = json.loads((REPO / "data" / "fc" / f"{split}.json").read_text(encoding="utf-8"))
+    for folder, split in (("fc", "train"), ("fc", "val"), ("fc_grpo", "train")):  # SFT's rows, GRPO's prompts
+        rows = json.loads((REPO / "data" / folder / f"{split}.json").read_text(encoding="utf-8"))
         for example in examples_from_sharegpt(rows, targets={"function_call"}):  # declines are a sentence
             # the reference call as SFT trains it: the template's tool format and its stop word
             messages = example.messages + [{"role": "function", "content": example.label}]

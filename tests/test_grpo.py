@@ -115,6 +115,38 @@ def test_rows_that_need_no_call_are_prompts_with_no_reference_call(smollm2):
     assert all(json.loads(b["answers"]) for b in built if b not in no_call)
 
 
+def test_training_prompts_identical_to_an_eval_prompt_are_left_out(smollm2, tmp_path):
+    """make eval scores the GRPO model on eval_dataset: a prompt rewarded in training is left out of it,
+    counted; a row with the same query but other tools is a different prompt and stays."""
+    from transformers import AutoTokenizer
+
+    from scripts.grpo_data import build_dataset
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2)
+    val = json.loads((REPO / "data/fc/val.json").read_text(encoding="utf-8"))[:4]
+    other_tools = {**val[1], "tools": val[2]["tools"]}
+    assert other_tools["tools"] != val[1]["tools"]
+    train = [val[0], other_tools, val[3], val[3]]
+    entry = {"formatting": "sharegpt", "columns": {"messages": "conversations", "tools": "tools"},
+             "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
+                      "function_tag": "function_call", "observation_tag": "observation"}}
+    (tmp_path / "train.json").write_text(json.dumps(train), encoding="utf-8")
+    (tmp_path / "val.json").write_text(json.dumps(val), encoding="utf-8")
+    (tmp_path / "dataset_info.json").write_text(json.dumps({"x_train": {"file_name": "train.json", **entry},
+                                                            "x_val": {"file_name": "val.json", **entry}}))
+    recipe = {"dataset_dir": str(tmp_path), "dataset": "x_train", "template": "smollm2"}
+    dataset, left_out = build_dataset(recipe, tokenizer)
+    assert left_out == {"too_long": 0, "in_eval": 3}
+    assert len(dataset) == 1 and val[1]["conversations"][0]["value"] in dataset[0]["prompt"]
+    # the eval split itself is never filtered against itself
+    assert len(build_dataset(recipe, tokenizer, split="val")[0]) == 4
+    # the shipped GRPO recipe's pool shares no prompt with fc_val once built
+    shipped = read_recipe(REPO / "configs/fc_smollm2_grpo_cpu.yaml")
+    pool, _ = build_dataset({**shipped, "no_call_share": None}, tokenizer)
+    val_prompts, _ = build_dataset(shipped, tokenizer, split="val")
+    assert not set(pool["prompt"]) & set(val_prompts["prompt"])
+
+
 def test_no_call_share_makes_up_the_share_keeps_every_call_prompt_and_is_seeded():
     from scripts.grpo_data import with_no_call_share
 

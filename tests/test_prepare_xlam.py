@@ -197,6 +197,17 @@ def test_sample_generator_contract():
         assert parse_tool_calls(answer["value"]) == row_calls
 
 
+@pytest.mark.parametrize("name, rows, seed", [("xlam_sample.json", 1200, 0), ("xlam_grpo_sample.json", 600, 1)])
+def test_committed_samples_are_what_the_generator_writes(name, rows, seed, tmp_path):
+    """The Makefile's arguments (SFT's sample, seed 0; GRPO's prompts, seed 1) rebuild the committed bytes."""
+    from scripts.gen_xlam_sample import main as gen_main
+
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    assert f"--rows {rows} --seed {seed}" in makefile or (seed == 0 and "gen_xlam_sample --output $@\n" in makefile)
+    assert gen_main(["--output", str(tmp_path / name), "--rows", str(rows), "--seed", str(seed)]) == 0
+    assert (tmp_path / name).read_bytes() == (REPO / "data/raw" / name).read_bytes()
+
+
 def test_unserved_rows_offer_neither_the_tool_nor_a_stand_in():
     """A declined query built from a tool's template never comes with that tool or one that could replace it."""
     for row in generate(1200, seed=0):
