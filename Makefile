@@ -94,7 +94,7 @@ $(INTERVIEW_OUT) &: $(INTERVIEW_RAW) scripts/prepare_interview.py scripts/interv
 	$(PY) -m scripts.prepare_interview --input $(INTERVIEW_RAW)
 
 $(XLAM_SAMPLE): scripts/gen_xlam_sample.py | $(VENV)/.installed
-	$(PY) -m scripts.gen_xlam_sample --output $@
+	$(PY) -m scripts.gen_xlam_sample --output $@ --rows 1200 --seed 0
 
 $(FC_OUT) &: $(XLAM_INPUT) scripts/prepare_xlam.py | $(VENV)/.installed
 	$(PY) -m scripts.prepare_xlam --input $(XLAM_INPUT)

@@ -148,11 +148,12 @@ def build_dataset(recipe: dict, tokenizer, split: str = "train"):
     from datasets import Dataset
 
     template = get_template(tokenizer, recipe["template"])
-    name = recipe["dataset"] if split == "train" else eval_dataset_name(recipe)
+    eval_name = eval_dataset_name(recipe)
+    name = recipe["dataset"] if split == "train" else eval_name
     rows, too_long, task = task_rows(recipe, name, tokenizer, template)
     in_eval = 0
-    if split == "train" and name != eval_dataset_name(recipe):
-        eval_prompts = {r["prompt"] for r in task_rows(recipe, eval_dataset_name(recipe), tokenizer, template)[0]}
+    if split == "train" and name != eval_name:
+        eval_prompts = {r["prompt"] for r in task_rows(recipe, eval_name, tokenizer, template)[0]}
         kept = [r for r in rows if r["prompt"] not in eval_prompts]
         rows, in_eval = kept, len(rows) - len(kept)
     seed = int(recipe.get("seed", 42))

@@ -127,13 +127,11 @@ def test_training_prompts_identical_to_an_eval_prompt_are_left_out(smollm2, tmp_
     other_tools = {**val[1], "tools": val[2]["tools"]}
     assert other_tools["tools"] != val[1]["tools"]
     train = [val[0], other_tools, val[3], val[3]]
-    entry = {"formatting": "sharegpt", "columns": {"messages": "conversations", "tools": "tools"},
-             "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
-                      "function_tag": "function_call", "observation_tag": "observation"}}
+    entry = json.loads((REPO / "dataset_info.json").read_text(encoding="utf-8"))["fc_val"]  # columns and tags
     (tmp_path / "train.json").write_text(json.dumps(train), encoding="utf-8")
     (tmp_path / "val.json").write_text(json.dumps(val), encoding="utf-8")
-    (tmp_path / "dataset_info.json").write_text(json.dumps({"x_train": {"file_name": "train.json", **entry},
-                                                            "x_val": {"file_name": "val.json", **entry}}))
+    (tmp_path / "dataset_info.json").write_text(json.dumps({"x_train": {**entry, "file_name": "train.json"},
+                                                            "x_val": {**entry, "file_name": "val.json"}}))
     recipe = {"dataset_dir": str(tmp_path), "dataset": "x_train", "template": "smollm2"}
     dataset, left_out = build_dataset(recipe, tokenizer)
     assert left_out == {"too_long": 0, "in_eval": 3}
