@@ -29,7 +29,7 @@ from pathlib import Path
 from eval.figures import reward_chart
 from eval.generate import get_template, load_model, require_adapter
 from scripts.common import REPO_ROOT, write_json
-from scripts.grpo_data import build_dataset
+from scripts.grpo_data import build_dataset, left_out_text
 from scripts.recipes import apply_overrides, field_types, read_recipe, split_recipe
 from scripts.runs import announce_plan
 
@@ -117,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     get_template(tokenizer, launcher.template)  # sets eos to the template's stop word, as in SFT
     tokenizer.padding_side = "left"
     dataset, left_out = build_dataset(recipe, tokenizer)
-    print(f"grpo: {len(dataset)} prompts (left out: {left_out['too_long']} longer than max_prompt_length, "
-          f"{left_out['in_eval']} identical to a prompt of the eval dataset)")
+    print(f"grpo: {len(dataset)} prompts ({left_out_text(left_out)})")
     model, peft_config = policy(launcher, config)
 
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=config, train_dataset=dataset,

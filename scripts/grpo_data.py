@@ -152,21 +152,27 @@ def build_dataset(recipe: dict, tokenizer, split: str = "train"):
     name = recipe["dataset"] if split == "train" else eval_name
     rows, too_long, task = task_rows(recipe, name, tokenizer, template)
     in_eval = 0
-    if split == "train" and name != eval_name:
-        eval_prompts = {r["prompt"] for r in task_rows(recipe, eval_name, tokenizer, template)[0]}
-        kept = [r for r in rows if r["prompt"] not in eval_prompts]
-        rows, in_eval = kept, len(rows) - len(kept)
-    seed = int(recipe.get("seed", 42))
-    if split == "train" and task == "interview":
-        if recipe.get("decision_share") is not None:
+    if split == "train":  # the eval split keeps its rows and its own shares
+        if name != eval_name:
+            eval_prompts = {r["prompt"] for r in task_rows(recipe, eval_name, tokenizer, template)[0]}
+            kept = [r for r in rows if r["prompt"] not in eval_prompts]
+            rows, in_eval = kept, len(rows) - len(kept)
+        seed = int(recipe.get("seed", 42))
+        if task == "interview" and recipe.get("decision_share") is not None:
             rows = with_share(rows, lambda r: r["decision"], float(recipe["decision_share"]), seed, "decision_share")
-        if recipe.get("closing_share") is not None:  # after decision_share: of all prompts
+        if task == "interview" and recipe.get("closing_share") is not None:  # after decision_share: of all prompts
             rows = with_share(rows, lambda r: r["closing"], float(recipe["closing_share"]), seed, "closing_share")
-    if split == "train" and task == "fc" and recipe.get("no_call_share") is not None:  # a val split keeps its own
-        rows = with_no_call_share(rows, float(recipe["no_call_share"]), seed)
+        if task == "fc" and recipe.get("no_call_share") is not None:
+            rows = with_no_call_share(rows, float(recipe["no_call_share"]), seed)
     if recipe.get("max_samples"):
         rows = rows[: int(recipe["max_samples"])]
     return Dataset.from_list(rows), {"too_long": too_long, "in_eval": in_eval}
+
+
+def left_out_text(left_out: dict) -> str:
+    """build_dataset's left-out counts, as the launcher and --show print them."""
+    return (f"left out: {left_out['too_long']} longer than max_prompt_length, "
+            f"{left_out['in_eval']} identical to a prompt of the eval dataset")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,8 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         n_tokens = len(tokenizer(row["prompt"], add_special_tokens=False)["input_ids"])
         reference = row["answers"] if "answers" in row else row["reference"]
         print(f"----- prompt ({n_tokens} tokens)\n{row['prompt']}\n----- reference\n{reference}\n")
-    print(f"grpo_data: {len(dataset)} prompts; left out: {left_out['too_long']} longer than max_prompt_length, "
-          f"{left_out['in_eval']} identical to a prompt of the eval dataset")
+    print(f"grpo_data: {len(dataset)} prompts; {left_out_text(left_out)}")
     return 0
 
 
