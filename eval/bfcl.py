@@ -13,15 +13,20 @@ Prompts: the recipe's template and tool format (as in training), BFCL's function
 schema (dict -> object, float -> number, tuple -> array, any -> untyped: eval.toolcall.json_schema); a
 system turn of the question becomes the system prompt. Greedy decoding.
 
-The AST rules (BFCL's ast_checker, for Python), per call against one possible-answer entry:
+The AST rules: BFCL's ast_checker for Python, rule for rule (a test compares the verdicts with BFCL's own
+checker on ~9,400 answers, most of them altered), per call against one possible-answer entry:
   - the function name is the answer's (names may contain dots) and the function is offered;
-  - every required parameter is given, and no parameter the function does not declare;
-  - each value has the declared type (an int is accepted for a float, not a float for an int; a list for
-    a tuple) and is in the answer's list of possible values; "" in the list means the parameter may be
-    left out; strings are compared after BFCL's normalisation (lower-cased, without spaces and the
-    characters ,./-_*^, single quotes as double); lists element by element in order; dicts key by key;
+  - every required parameter is given, and none the function does not declare or the answer does not list;
+  - each value has the declared type (an int is accepted for a float, not a float for an int; array items
+    are typed too, one level deep and strictly) or else the type of the answer's possible values (BFCL's
+    "variable": `null`, or `"data['x']"` for an array, then compared exactly); it is one of the possible
+    values; "" in the list means the parameter may be left out; strings are compared after BFCL's
+    normalisation (lower-cased, without spaces and the characters ,./-_*^, single quotes as double),
+    also as the items of a list and the values of a dict; lists element by element in order; dicts key
+    by key;
   - simple and multiple: exactly one call, matching the one answer; parallel and parallel_multiple: as
-    many calls as answers, matched in any order (each answer to a different call);
+    many calls as answers, matched in any order, first fit (each answer in turn takes the first call
+    left that matches it, as BFCL does);
   - irrelevance, live_irrelevance: right when no call is decoded; live_relevance: right when at least one is.
 Summary (as BFCL's overall table): non-live AST = mean of the four non-live categories; live AST = all
 live AST examples pooled (BFCL weights live categories by size); relevance = live_relevance;
@@ -39,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from eval import stats
-from eval.toolcall import json_schema, parse_tool_calls, type_ok
+from eval.toolcall import json_schema, parse_tool_calls
 from scripts.common import atomic_write_text, read_records, read_rows, relative_to_repo, write_json, write_jsonl
 
 CATEGORIES = ["simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance", "live_simple",
@@ -52,7 +57,10 @@ ONE_CALL = {"simple_python", "multiple", "live_simple", "live_multiple"}
 VERSION = "BFCL_v4"
 ID = re.compile(r"^(?P<category>[a-z_]+?)_\d+(?:-\d+)*$")
 NORMALISE = re.compile(r"[ ,./\-_*^]")
-MAX_VALUE_DEPTH = 32
+# BFCL's Python type names and the type a value must have (ast_checker.PYTHON_TYPE_MAPPING)
+PYTHON_TYPE = {"string": str, "integer": int, "float": float, "boolean": bool, "array": list, "tuple": list,
+               "dict": dict, "any": str}
+NESTED_TYPES = {"array", "tuple"}  # whose items' type is checked, one level deep
 
 
 # ---------------------------------------------------------------- data
@@ -82,89 +90,140 @@ def load_category(category: str, directory: Path | None = None) -> list[dict]:
     return questions
 
 
-# ---------------------------------------------------------------- the AST rules
+# ---------------------------------------------------------------- the AST rules (BFCL's ast_checker, Python)
 
 def normalise(text: str) -> str:
     return NORMALISE.sub("", text).lower().replace("'", '"')
 
 
-def same_value(value: Any, expected: Any, depth: int = 0) -> bool:
-    """One possible value against the model's: strings normalised, numbers by value (an int for a float),
-    lists in order, dicts key by key (a dict's possible values are lists, "" marking an optional key)."""
-    if depth > MAX_VALUE_DEPTH:
-        return False
-    if isinstance(expected, bool) or isinstance(value, bool):
-        return isinstance(expected, bool) and isinstance(value, bool) and value == expected
-    if isinstance(expected, str):
-        return isinstance(value, str) and normalise(value) == normalise(expected)
-    if isinstance(expected, (int, float)):  # by value: the declared type was checked (toolcall.type_ok)
-        return isinstance(value, (int, float)) and value == expected
-    if isinstance(expected, list):
-        return isinstance(value, list) and len(value) == len(expected) and all(
-            same_value(v, e, depth + 1) for v, e in zip(value, expected))
-    if isinstance(expected, dict):
-        if not isinstance(value, dict) or set(value) - set(expected):
-            return False
-        for key, options in expected.items():
-            options = options if isinstance(options, list) else [options]
-            if key not in value:
-                if "" not in options:
-                    return False
-            elif not any(same_value(value[key], o, depth + 1) for o in options if o != ""):
-                return False
-        return True
-    return value == expected
+def standardised(value: Any) -> Any:
+    return normalise(value) if isinstance(value, str) else value
 
 
-def check_call(call: dict, answer: dict, functions: dict[str, dict]) -> str | None:
-    """None when the call matches the answer entry {name: {param: [possible values]}}, else the reason."""
+def answer_type(options: list) -> type | None:
+    """The type of the first possible value that is not "" (BFCL reads a variable's type from it)."""
+    return next((type(o) for o in options if o != ""), None)
+
+
+def type_fits(value: Any, options: list, expected: type | None, nested: type | None = None) -> tuple[bool, bool]:
+    """(valid, is_variable), as BFCL's type_checker: the value has the declared type or, failing that, the
+    type of the possible values (a "variable": `true` or `"x"` where the schema says string or array);
+    arrays check their items one level deep against each possible list in turn, strictly (an int item is
+    not a float)."""
+    possible = answer_type(options)
+    is_variable = possible is not None and possible is not expected
+    if expected is not None and type(value) is expected:
+        if nested is None:
+            return True, is_variable
+        for option in options:
+            if not isinstance(option, list) or all(type_fits(item, option, nested)[0] for item in value):
+                return True, is_variable
+        return False, is_variable
+    if possible is not None and type(value) is possible:
+        return True, True
+    return False, is_variable
+
+
+def list_fits(value: list, options: list) -> bool:
+    """BFCL's list_checker: strings of the list normalised, the list equal to one possible list (an "" among
+    the possible values reads as an empty list there)."""
+    candidates = [[standardised(o) for o in option] for option in options if isinstance(option, (list, str))]
+    return [standardised(v) for v in value] in candidates
+
+
+def dict_fits(value: dict, options: list) -> bool:
+    """BFCL's dict_checker: one possible dict whose keys cover the value's, each value among that key's
+    possible values (strings normalised), every key left out marked optional by ""."""
+    for option in options:
+        if not isinstance(option, dict):
+            continue
+        keys_ok = all(key in option and standardised(v) in [standardised(o) for o in _as_list(option[key])]
+                      for key, v in value.items())
+        if keys_ok and all(key in value or "" in _as_list(allowed) for key, allowed in option.items()):
+            return True
+    return False
+
+
+def list_of_dicts_fits(value: list, options: list) -> bool:
+    """BFCL's list_dict_checker: as many dicts as one possible list, each fitting its dict in order."""
+    return any(isinstance(option, (list, str)) and len(option) == len(value)
+               and all(isinstance(v, dict) and dict_fits(v, [o]) for v, o in zip(value, option))
+               for option in options)
+
+
+def _as_list(options: Any) -> list:
+    return list(options) if isinstance(options, (list, str)) else [options]
+
+
+def value_fits(value: Any, options: list, declared: str | None, items_declared: str | None) -> str | None:
+    """None when a parameter's value passes BFCL's type check and value check, else why not."""
+    expected = PYTHON_TYPE.get(declared) if isinstance(declared, str) else None
+    nested = PYTHON_TYPE.get(items_declared) if declared in NESTED_TYPES and isinstance(items_declared, str) else None
+    if declared == "float" and type(value) is int:  # BFCL: an int is accepted for a float
+        value = float(value)
+    fits, is_variable = type_fits(value, options, expected, nested)
+    if not fits:
+        return f"is not of type {declared}"
+    if is_variable or expected in (None, int, float, bool):
+        ok = value in options  # compared as Python does: 1 == 1.0 == True
+    elif expected is dict:
+        ok = dict_fits(value, options)
+    elif expected is list and nested is dict:
+        ok = list_of_dicts_fits(value, options)
+    elif expected is str:
+        ok = normalise(value) in [normalise(o) for o in options if isinstance(o, str)]
+    else:
+        ok = list_fits(value, options)
+    return None if ok else f"= {json.dumps(value, ensure_ascii=False)[:80]} is not a possible value"
+
+
+def check_call(call: dict, answer: dict, function: dict | None) -> str | None:
+    """None when the call matches the answer entry {name: {param: [possible values]}} under the answer's
+    function description (BFCL's simple_function_checker), else the reason."""
     (name, expected), = answer.items()
     if call["name"] != name:
         return f"function {call['name']!r}, expected {name!r}"
-    if name not in functions:
+    if not isinstance(function, dict):
         return f"function {name!r} is not offered"
-    params = functions[name].get("parameters") or {}
+    params = function.get("parameters") or {}
     properties = params.get("properties") or {}
     arguments = call["arguments"]
     for required in params.get("required") or []:
         if required not in arguments:
             return f"{name}: required parameter {required!r} missing"
     for key, value in arguments.items():
-        if key not in properties:
+        if key not in properties or key not in expected:
             return f"{name}: unexpected parameter {key!r}"
-        kind = (json_schema(properties[key]) or {}).get("type")  # BFCL's type name in JSON schema's
-        # the declared top-level type, by the shared check (an int is a number, a bool is not an integer)
-        if isinstance(kind, str) and not type_ok(value, {"type": kind}):
-            return f"{name}: parameter {key!r} is not of type {kind}"
-        options = expected.get(key, [])
-        if not any(same_value(value, o) for o in options if o != ""):
-            return f"{name}: parameter {key!r} = {json.dumps(value, ensure_ascii=False)[:80]} is not a possible value"
+        details = properties[key] if isinstance(properties[key], dict) else {}
+        items = details.get("items") if isinstance(details.get("items"), dict) else {}
+        reason = value_fits(value, _as_list(expected[key]), details.get("type"), items.get("type"))
+        if reason:
+            return f"{name}: parameter {key!r} {reason}"
     for key, options in expected.items():
-        if key not in arguments and "" not in options:
+        if key not in arguments and "" not in _as_list(options):
             return f"{name}: parameter {key!r} missing"
     return None
 
 
 def match_all(calls: list[dict], answers: list[dict], functions: dict[str, dict]) -> str | None:
-    """Every answer matched by a different call, in any order (augmenting paths: a bipartite matching)."""
+    """As BFCL's parallel checker: as many calls as answers; each answer, in order, takes the first call not
+    yet taken that matches it (first fit, not a best matching: BFCL's own rule)."""
     if len(calls) != len(answers):
         return f"{len(calls)} calls, expected {len(answers)}"
-    fits = [[check_call(call, answer, functions) is None for call in calls] for answer in answers]
-    owner: dict[int, int] = {}
-
-    def assign(a: int, seen: set[int]) -> bool:
-        for c, ok in enumerate(fits[a]):
-            if ok and c not in seen:
-                seen.add(c)
-                if c not in owner or assign(owner[c], seen):
-                    owner[c] = a
-                    return True
-        return False
-
-    for a in range(len(answers)):
-        if not assign(a, set()):
-            first = next((check_call(c, answers[a], functions) for c in calls), "no call")
-            return f"no call matches answer {a + 1} ({first})"
+    taken: set[int] = set()
+    for a, answer in enumerate(answers):
+        function = functions.get(next(iter(answer)))
+        reasons = []
+        for c, call in enumerate(calls):
+            if c in taken:
+                continue
+            reason = check_call(call, answer, function)
+            if reason is None:
+                taken.add(c)
+                break
+            reasons.append(reason)
+        else:
+            return f"no call matches answer {a + 1} ({reasons[0] if reasons else 'no call left'})"
     return None
 
 
@@ -184,7 +243,8 @@ def judge(question: dict, predict: Any) -> tuple[bool, str | None]:
         if category in ONE_CALL:
             if len(calls) != 1:
                 return False, f"{len(calls)} calls, expected exactly 1"
-            reason = check_call(calls[0], answers[0], functions) if answers else "no possible answer"
+            reason = (check_call(calls[0], answers[0], functions.get(next(iter(answers[0]))))
+                      if answers else "no possible answer")
         else:
             reason = match_all(calls, answers, functions)
         return reason is None, reason

@@ -4,7 +4,11 @@ Parsing model text into calls [{"name": str, "arguments": dict}] accepts:
   - Qwen format: one or more `<tool_call>{json}</tool_call>` blocks (parallel calls);
   - a bare JSON object or list of {"name", "arguments"} inside other text;
   - LLaMA-Factory's default format: `Action: NAME` / `Action Input: {json}` (repeatable);
-  - arguments given as a JSON string ("arguments": "{\"a\": 1}").
+  - arguments given as a JSON string ("arguments": "{\"a\": 1}");
+  - Python call syntax, the whole text (BFCL's prompting format): `[get_weather(city="Paris"), math.pow(x=2)]`
+    or one call; keyword arguments only (positional ones are dropped, as BFCL drops them); literals are
+    read from the syntax tree, never evaluated: a name is its text (a variable), and an expression that
+    is not a literal (`2 * 3`, `data['x']`) is its source text; at most MAX_PYTHON_CHARS characters.
 Malformed JSON is unparseable: nothing is repaired. Untrusted text is bounded (MAX_CHARS, MAX_DEPTH)
 and checked before json.loads, so a huge or deeply nested input is rejected quickly; no function here
 raises on any input.
@@ -12,6 +16,7 @@ raises on any input.
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import re
@@ -23,9 +28,11 @@ MAX_CHARS = 200_000  # model outputs and references are far shorter; anything lo
 MAX_DEPTH = 64  # JSON nesting allowed in a call
 MAX_CALLS = 64
 MAX_DECODE_ATTEMPTS = 32  # embedded-JSON search: bounded, so adversarial text cannot make it quadratic
+MAX_PYTHON_CHARS = 20_000  # Python call syntax: ast.parse builds a tree of the whole text, so less of it
 
 TOOL_CALL_BLOCK = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 ACTION = re.compile(r"Action:\s*([^\n]+?)\s*\nAction Input:\s*", re.DOTALL)
+PYTHON_CALLS = re.compile(r"\[?\s*[A-Za-z_][\w.]*\s*\(.*\)\s*\]?", re.DOTALL)  # all of the text, or not tried
 
 Call = dict  # {"name": str, "arguments": dict}
 
@@ -144,7 +151,65 @@ def _parse(text: Any) -> list[Call]:
     ok, obj = loads_bounded(text.strip())
     if not ok:
         ok, obj = _first_json_value(text)
-    return (_as_calls(obj) or []) if ok else []
+    calls = _as_calls(obj) if ok else None
+    return calls or _python_calls(text.strip("`\n "))  # JSON inside a Python string argument is not a call
+
+
+def _python_calls(text: str) -> list[Call]:
+    """Calls written in Python syntax, the whole text: `f(a=1)` or `[f(a=1), g.h(b="x")]`; [] otherwise."""
+    if len(text) > MAX_PYTHON_CHARS or not PYTHON_CALLS.fullmatch(text):
+        return []
+    try:
+        tree = ast.parse(text, mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    elements = tree.elts if isinstance(tree, (ast.List, ast.Tuple)) else [tree]
+    if not elements or len(elements) > MAX_CALLS or not all(isinstance(e, ast.Call) for e in elements):
+        return []
+    calls = [_python_call(e, 0) for e in elements]
+    return [] if any(c is None for c in calls) else calls
+
+
+def _python_call(node: ast.Call, depth: int) -> Call | None:
+    parts, func = [], node.func
+    while isinstance(func, ast.Attribute):
+        parts.append(func.attr)
+        func = func.value
+    if not isinstance(func, ast.Name):
+        return None
+    arguments = {}
+    for keyword in node.keywords:
+        if keyword.arg is None:  # **spread: not a literal
+            return None
+        arguments[keyword.arg] = _python_value(keyword.value, depth + 1)
+    return {"name": ".".join([func.id, *reversed(parts)]), "arguments": arguments}
+
+
+def _python_value(node: ast.AST, depth: int) -> Any:
+    """A literal's value from the syntax tree (never evaluated); a name or any other expression: its text."""
+    if depth > MAX_DEPTH:
+        raise ValueError("nested too deep")
+    number = node.operand if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)) else node
+    if isinstance(number, ast.Constant) and type(number.value) in (int, float) and math.isfinite(number.value):
+        return -number.value if number is not node and isinstance(node.op, ast.USub) else number.value
+    if isinstance(node, ast.Constant) and isinstance(node.value, (str, bool, type(None))):
+        return node.value
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        return [_python_value(item, depth + 1) for item in node.elts]
+    if isinstance(node, ast.Dict) and all(key is not None for key in node.keys):
+        return {_python_key(key, depth + 1): _python_value(value, depth + 1) for key, value in zip(node.keys, node.values)}
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Call) and node.keywords:  # a call as a value: {name: arguments}, as BFCL reads it
+        inner = _python_call(node, depth + 1)
+        if inner is not None:
+            return {inner["name"]: inner["arguments"]}
+    return ast.unparse(node)
+
+
+def _python_key(node: ast.AST, depth: int) -> str:
+    key = _python_value(node, depth)
+    return key if isinstance(key, str) else json.dumps(key)
 
 
 # ---------------------------------------------------------------- scoring

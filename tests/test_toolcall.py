@@ -23,6 +23,8 @@ CALL = {"name": "schedule_interview", "arguments": {"candidate": "张三", "day"
     '[{"name": "schedule_interview", "arguments": {"candidate": "张三", "day": 3}}]',
     'Action: schedule_interview\nAction Input: {"candidate": "张三", "day": 3}',
     '{"name": "schedule_interview", "arguments": "{\\"candidate\\": \\"张三\\", \\"day\\": 3}"}',
+    'schedule_interview(candidate="张三", day=3)',
+    "```\n[schedule_interview(candidate='张三', day=+3)]\n```",
 ])
 def test_every_accepted_format_parses_to_the_same_call(text):
     assert parse_tool_calls(text) == [CALL]
@@ -34,6 +36,17 @@ def test_parallel_calls():
     actions = "Action: get_time\nAction Input: {}\nAction: get_time\nAction Input: {}"
     assert len(parse_tool_calls(actions)) == 2
     assert len(parse_tool_calls(json.dumps([CALL, CALL]))) == 2
+    assert [c["name"] for c in parse_tool_calls('[get_time(), geo.area.of(shape="circle", r=-1.5)]')] == ["get_time", "geo.area.of"]
+
+
+def test_python_syntax_is_read_never_evaluated():
+    """Literals come from the syntax tree; names and other expressions are their text, never run."""
+    (call,) = parse_tool_calls('f(a=[1, (2, 3)], b={"k": None}, c=True, d=data, e=2 * 3, g=x["y"], '
+                               'h=__import__("os").system("exit 1"), i=g(j=1), k=1e400, m=-True)')
+    assert call["arguments"] == {"a": [1, [2, 3]], "b": {"k": None}, "c": True, "d": "data", "e": "2 * 3",
+                                 "g": "x['y']", "h": "__import__('os').system('exit 1')", "i": {"g": {"j": 1}},
+                                 "k": "1e309", "m": "-True"}
+    assert parse_tool_calls("f(1, 2)") == [{"name": "f", "arguments": {}}]  # positional: dropped, as BFCL does
 
 
 @pytest.mark.parametrize("text", [
@@ -42,6 +55,7 @@ def test_parallel_calls():
     '{"arguments": {}}', '{"name": "", "arguments": {}}', "no calls here", "", None, 42,
     '<tool_call>{"name": "ok", "arguments": {}}</tool_call><tool_call>{bad}</tool_call>',
     "Action: get_time\nAction Input: not json",
+    "Sure: get_time()", "get_time() is what I would call", "f(**options)", "[f(a=1), 3]", "f(a=1", "(lambda: 1)()",
 ])
 def test_malformed_is_unparseable(text):
     assert parse_tool_calls(text) == []
@@ -53,6 +67,9 @@ def test_malformed_is_unparseable(text):
     '{"name": "a", "arguments": ' + '{"a":' * 100_000 + "1" + "}" * 100_001,
     '"' + '[{"a":' * 100_000,
     "Action: a\nAction Input: " + "[" * 100_000,
+    "f(a=" + "(" * 100_000 + "1" + ")" * 100_000 + ")",
+    "f(a=" + "1+" * 99_000 + "1)",
+    "[" + ",".join(["f(a=1)"] * 28_000) + "]",
 ])
 def test_huge_or_deep_input_is_unparseable_quickly(text):
     start = time.perf_counter()
