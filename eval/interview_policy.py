@@ -10,7 +10,8 @@ applies: a null verdict does not count). `--verdicts` writes one line per transc
 The checks, on each transcript (text is compared after dropping whitespace; see `core`):
 
 closed_with_score   the last interviewer turn states 综合评分, a colon (full- or half-width), an integer
-                    N with 0 <= N <= 100 written `N/100`, and later 点评, a colon and non-empty text.
+                    N with 0 <= N <= 100 written `N/100`, and later 点评 with non-empty text (after a
+                    colon, usually: `点评：…`, `点评: …` and `点评 …` all count).
 score               that N, or null.
 premature_closing   null when the interview does not close with a score; otherwise whether it closes before
                     the candidate has answered MIN_ANSWERS_BEFORE_CLOSING of the interviewer's turns (a
@@ -75,7 +76,7 @@ GENERIC = re.compile(r"[？?，,。]|能不能|能|可以|请|再|具体|详细|
 CLAUSE = re.compile(r"[，,。.！!？?；;…、]+")
 FILLERS = re.compile(r"不好意思|抱歉|对不起|这个|那个|这块|这方面|这部分|其实|说实话|我想想|就是|嗯|呃|啊|哦|额|我")
 SCORE = re.compile(r"综合评分\s*[：:]\s*(\d{1,3})\s*/\s*100")
-REVIEW = re.compile(r"点评\s*[：:]\s*(\S.*)", re.DOTALL)
+REVIEW = re.compile(r"点评\s*[：:]?\s*([^\s：:].*)", re.DOTALL)  # the colon is usual, not required
 SENTENCE_END = re.compile(r"(?<=[。！？!?；;\n])")
 LOOP = re.compile(r"(\S.{1,19}?)\1{2,}", re.DOTALL)
 SPACE = re.compile(r"\s+")

@@ -35,6 +35,8 @@ def interview(*middle: str, closing: str = CLOSE) -> dict:
     ("综合评分：101/100。点评：超纲。", None),  # out of range
     ("综合评分：72/100。", None),  # no review
     ("综合评分：72/100。点评：  ", None),  # empty review
+    ("综合评分：72/100。点评：", None),
+    ("综合评分：80/100\n点评 基础扎实，原理讲得清楚。", 80),  # 点评 without its colon
     ("点评：很好。综合评分：72/100。", None),  # review before the score
     ("综合评分：七十/100。点评：好。", None),  # not an integer
     ("今天就到这里，谢谢。", None),
