@@ -10,6 +10,11 @@ completion cut by the token budget never ends in half a character (decode_comple
 Attention on CPU is SDPA with grouped-query heads passed as they are (GQA_ATTENTION): transformers'
 own SDPA path copies every key/value head n_rep times at every decoding step whenever a padding mask
 is present (SmolLM2: 3 KV heads for 9 query heads), which was most of a batched decoding step here.
+EVAL_FAST_DECODE=1 (opt-in, CPU): the decoding steps (one query token) compute attention as two grouped
+fp32 matmuls and a softmax instead of the CPU flash kernel, which spends half a bf16 decoding step on one
+query token: the cold fc `make eval` takes ~5 minutes instead of ~11. Other arithmetic, so not the
+default: a completion can change where two tokens are nearly tied (5 of the 120 tuned fc completions);
+its completions are cached under their own key, and the documented numbers use the default.
 """
 
 from __future__ import annotations
@@ -68,15 +73,40 @@ def sdpa_gqa_attention(module, query, key, value, attention_mask, dropout: float
     return out.transpose(1, 2).contiguous(), None
 
 
+FAST_DECODE_ENV = "EVAL_FAST_DECODE"
+
+
+def fast_decode() -> bool:
+    return os.environ.get(FAST_DECODE_ENV, "") not in ("", "0") and not torch.cuda.is_available()
+
+
+def matmul_decode_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None,
+                            is_causal=None, **kwargs):
+    """sdpa_gqa_attention, but a decoding step (one query token) as grouped fp32 matmuls + softmax: each
+    group of n_rep query heads against its one key/value head, nothing repeated or copied."""
+    if query.shape[2] != 1:
+        return sdpa_gqa_attention(module, query, key, value, attention_mask, dropout, scaling, is_causal, **kwargs)
+    batch, heads, _, dim = query.shape
+    kv_heads, length = key.shape[1], key.shape[2]
+    grouped = query.reshape(batch, kv_heads, heads // kv_heads, dim).float()
+    scores = torch.matmul(grouped, key.float().transpose(-1, -2)) * (dim ** -0.5 if scaling is None else scaling)
+    if attention_mask is not None:
+        mask = attention_mask[:, :, :, :length]
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask.float()
+    out = torch.matmul(torch.softmax(scores, dim=-1), value.float()).to(query.dtype)
+    return out.reshape(batch, heads, 1, dim).transpose(1, 2).contiguous(), None
+
+
 def inference_attention() -> str:
-    """The attention implementation to generate with: GQA_ATTENTION on CPU; on CUDA, transformers' own
-    SDPA (its kernels take enable_gqa only without a mask, and it picks them itself)."""
+    """The attention implementation to generate with: GQA_ATTENTION on CPU (its decoding steps as matmuls
+    with EVAL_FAST_DECODE=1); on CUDA, transformers' own SDPA (its kernels take enable_gqa only without a
+    mask, and it picks them itself)."""
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
     if torch.cuda.is_available():
         return "sdpa"
-    AttentionInterface.register(GQA_ATTENTION, sdpa_gqa_attention)
+    AttentionInterface.register(GQA_ATTENTION, matmul_decode_attention if fast_decode() else sdpa_gqa_attention)
     AttentionMaskInterface.register(GQA_ATTENTION, sdpa_mask)  # unregistered, transformers passes no mask
     return GQA_ATTENTION
 
@@ -323,6 +353,7 @@ def completions_key(model_path: str, adapter: Path | None, prompts: list[list[in
     digest = hashlib.sha256(json.dumps({
         "version": GENERATION_VERSION, "torch": torch.__version__, "transformers": transformers.__version__,
         "model": weights_digest(Path(model_path)), "adapter": weights_digest(adapter) if adapter else None,
+        **({"decode_attention": "fp32 matmul"} if fast_decode() else {}),  # absent: the default's keys stay
         **settings}, sort_keys=True, default=str).encode())
     digest.update(json.dumps(prompts).encode())
     return digest.hexdigest()[:32]

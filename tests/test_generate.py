@@ -84,6 +84,45 @@ def test_gqa_attention_computes_what_transformers_sdpa_computes(tiny_qwen3):
     assert torch.allclose(got[real], expected[real], atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("mask_kind", ["bool", "additive", "none"])
+def test_fast_decode_attention_computes_what_sdpa_computes(mask_kind):
+    """EVAL_FAST_DECODE's decoding step (one query token, 9 query heads on 3 KV heads, left padding) gives
+    SDPA's output up to float rounding; a longer query goes to SDPA itself."""
+    from eval.generate import matmul_decode_attention, sdpa_gqa_attention
+
+    torch.manual_seed(0)
+    query, key, value = torch.randn(2, 9, 1, 16), torch.randn(2, 3, 7, 16), torch.randn(2, 3, 7, 16)
+    allowed = torch.ones(2, 1, 1, 7, dtype=torch.bool)
+    allowed[0, :, :, :3] = False  # row 0 is left-padded
+    mask = {"bool": allowed, "additive": torch.zeros(2, 1, 1, 7).masked_fill(~allowed, float("-inf")),
+            "none": None}[mask_kind]
+    expected, _ = sdpa_gqa_attention(None, query, key, value, mask)
+    got, _ = matmul_decode_attention(None, query, key, value, mask)
+    assert got.shape == expected.shape == (2, 1, 9, 16) and torch.allclose(got, expected, atol=1e-5)
+    longer = torch.randn(2, 9, 4, 16)
+    assert torch.equal(matmul_decode_attention(None, longer, key, value, None)[0],
+                       sdpa_gqa_attention(None, longer, key, value, None)[0])
+
+
+def test_fast_decode_is_opt_in_and_cached_under_its_own_key(tiny_qwen3, monkeypatch):
+    from transformers import AttentionInterface
+
+    from eval.generate import completions_key, inference_attention, matmul_decode_attention, sdpa_gqa_attention
+
+    prompts = [[5, 6, 7]]
+    default = completions_key(str(tiny_qwen3), None, prompts, max_new_tokens=4)
+    monkeypatch.setenv("EVAL_FAST_DECODE", "0")
+    assert completions_key(str(tiny_qwen3), None, prompts, max_new_tokens=4) == default
+    monkeypatch.setenv("EVAL_FAST_DECODE", "1")
+    assert completions_key(str(tiny_qwen3), None, prompts, max_new_tokens=4) != default
+    tokenizer, model = load_model(str(tiny_qwen3))
+    assert AttentionInterface()[model.config._attn_implementation] is matmul_decode_attention
+    assert len(generate_ids(model, tokenizer, prompts, max_new_tokens=4, batch_size=1, stop_ids=[])[0]) == 4
+    monkeypatch.delenv("EVAL_FAST_DECODE")
+    inference_attention()  # the registry is global: models loaded by other tests get the default back
+    assert AttentionInterface()[model.config._attn_implementation] is sdpa_gqa_attention
+
+
 def test_eval_without_adapter_fails_before_loading_any_model(tmp_path):
     import subprocess
     import sys
