@@ -133,7 +133,7 @@ $(VENV)/.bfcl-data: requirements/bfcl.txt | $(VENV)/.installed
 	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/bfcl.txt
 	touch $@
 
-bfcl-data: $(VENV)/.bfcl-data ## install the pinned bfcl-eval wheel for its BFCL v4 data (--no-deps; never imported)
+bfcl-data: $(VENV)/.bfcl-data ## install the pinned bfcl-eval wheel for its BFCL v4 data (--no-deps; make bfcl reads its data files only)
 
 # make bfcl scores the function-calling recipe unless RECIPE is given
 BFCL_RECIPE = $(if $(filter command line environment,$(origin RECIPE)),$(RECIPE),configs/fc_smollm2_lora_sft_cpu.yaml)

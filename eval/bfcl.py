@@ -7,7 +7,8 @@ BFCL's AST rules on the repo's one tool-call parser (eval/toolcall.py).
 
 Data: the questions and possible answers ship inside the `bfcl-eval` wheel (PyPI, Apache-2.0) under
 bfcl_eval/data/ and bfcl_eval/data/possible_answer/. `make bfcl-data` installs the pinned wheel with
---no-deps; only its data files are read (its modules import many API clients and are never imported).
+--no-deps; only its data files are read (its modules import many API clients; only tests/test_bfcl.py
+imports one, its ast_checker, alone, to compare verdicts).
 
 Prompts: the recipe's template and tool format (as in training), BFCL's functions converted to JSON
 schema (dict -> object, float -> number, tuple -> array, any -> untyped: eval.toolcall.json_schema); a
