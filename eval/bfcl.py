@@ -125,6 +125,10 @@ def type_fits(value: Any, options: list, expected: type | None, nested: type | N
     return False, is_variable
 
 
+def _as_list(options: Any) -> list:
+    return list(options) if isinstance(options, (list, str)) else [options]
+
+
 def list_fits(value: list, options: list) -> bool:
     """BFCL's list_checker: strings of the list normalised, the list equal to one possible list (an "" among
     the possible values reads as an empty list there)."""
@@ -150,10 +154,6 @@ def list_of_dicts_fits(value: list, options: list) -> bool:
     return any(isinstance(option, (list, str)) and len(option) == len(value)
                and all(isinstance(v, dict) and dict_fits(v, [o]) for v, o in zip(value, option))
                for option in options)
-
-
-def _as_list(options: Any) -> list:
-    return list(options) if isinstance(options, (list, str)) else [options]
 
 
 def value_fits(value: Any, options: list, declared: str | None, items_declared: str | None) -> str | None:
