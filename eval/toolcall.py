@@ -190,7 +190,8 @@ def _python_value(node: ast.AST, depth: int) -> Any:
     if depth > MAX_DEPTH:
         raise ValueError("nested too deep")
     number = node.operand if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)) else node
-    if isinstance(number, ast.Constant) and type(number.value) in (int, float) and math.isfinite(number.value):
+    if isinstance(number, ast.Constant) and (type(number.value) is int
+                                             or type(number.value) is float and math.isfinite(number.value)):
         return -number.value if number is not node and isinstance(node.op, ast.USub) else number.value
     if isinstance(node, ast.Constant) and isinstance(node.value, (str, bool, type(None))):
         return node.value

@@ -47,6 +47,7 @@ def test_python_syntax_is_read_never_evaluated():
                                  "g": "x['y']", "h": "__import__('os').system('exit 1')", "i": {"g": {"j": 1}},
                                  "k": "1e309", "m": "-True"}
     assert parse_tool_calls("f(1, 2)") == [{"name": "f", "arguments": {}}]  # positional: dropped, as BFCL does
+    assert parse_tool_calls(f"f(n={10 ** 400}, m=-{10 ** 400})")[0]["arguments"]["m"] == -10 ** 400
 
 
 @pytest.mark.parametrize("text", [
