@@ -178,12 +178,13 @@ def value_fits(value: Any, options: list, declared: str | None, items_declared: 
     return None if ok else f"= {json.dumps(value, ensure_ascii=False)[:80]} is not a possible value"
 
 
-def check_call(call: dict, answer: dict, function: dict | None) -> str | None:
+def check_call(call: dict, answer: dict, functions: dict[str, dict]) -> str | None:
     """None when the call matches the answer entry {name: {param: [possible values]}} under the answer's
     function description (BFCL's simple_function_checker), else the reason."""
     (name, expected), = answer.items()
     if call["name"] != name:
         return f"function {call['name']!r}, expected {name!r}"
+    function = functions.get(name)
     if not isinstance(function, dict):
         return f"function {name!r} is not offered"
     params = function.get("parameters") or {}
@@ -213,12 +214,11 @@ def match_all(calls: list[dict], answers: list[dict], functions: dict[str, dict]
         return f"{len(calls)} calls, expected {len(answers)}"
     taken: set[int] = set()
     for a, answer in enumerate(answers):
-        function = functions.get(next(iter(answer)))
         reasons = []
         for c, call in enumerate(calls):
             if c in taken:
                 continue
-            reason = check_call(call, answer, function)
+            reason = check_call(call, answer, functions)
             if reason is None:
                 taken.add(c)
                 break
@@ -244,8 +244,7 @@ def judge(question: dict, predict: Any) -> tuple[bool, str | None]:
         if category in ONE_CALL:
             if len(calls) != 1:
                 return False, f"{len(calls)} calls, expected exactly 1"
-            reason = (check_call(calls[0], answers[0], functions.get(next(iter(answers[0]))))
-                      if answers else "no possible answer")
+            reason = check_call(calls[0], answers[0], functions) if answers else "no possible answer"
         else:
             reason = match_all(calls, answers, functions)
         return reason is None, reason

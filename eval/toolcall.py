@@ -161,12 +161,12 @@ def _python_calls(text: str) -> list[Call]:
         return []
     try:
         tree = ast.parse(text, mode="eval").body
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        elements = tree.elts if isinstance(tree, (ast.List, ast.Tuple)) else [tree]
+        if not elements or len(elements) > MAX_CALLS or not all(isinstance(e, ast.Call) for e in elements):
+            return []
+        calls = [_python_call(e, 0) for e in elements]
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # ValueError: nested deeper than MAX_DEPTH
         return []
-    elements = tree.elts if isinstance(tree, (ast.List, ast.Tuple)) else [tree]
-    if not elements or len(elements) > MAX_CALLS or not all(isinstance(e, ast.Call) for e in elements):
-        return []
-    calls = [_python_call(e, 0) for e in elements]
     return [] if any(c is None for c in calls) else calls
 
 
