@@ -49,6 +49,8 @@ INTERVIEW_RAW := data/raw/interview_dialogues.jsonl
 INTERVIEW_OUT := data/interview/train.json data/interview/val.json data/interview/window_train.json data/interview/window_val.json data/interview/window_decisions_train.json data/interview/window_decisions_val.json
 XLAM_SAMPLE := data/raw/xlam_sample.json
 FC_OUT := data/fc/train.json data/fc/val.json
+# Hard no-call rows made from fc_train's call rows (scripts/fc_hard_negatives.py), registered as fc_hard_neg
+FC_HARD_OUT := data/fc/hard_negatives.json
 # GRPO's function-calling prompts: the same generator, another seed, so that none is a row SFT trained on
 XLAM_GRPO_SAMPLE := data/raw/xlam_grpo_sample.json
 FC_GRPO_OUT := data/fc_grpo/train.json data/fc_grpo/val.json
@@ -99,6 +101,9 @@ $(XLAM_SAMPLE): scripts/gen_xlam_sample.py | $(VENV)/.installed
 $(FC_OUT) &: $(XLAM_INPUT) scripts/prepare_xlam.py | $(VENV)/.installed
 	$(PY) -m scripts.prepare_xlam --input $(XLAM_INPUT)
 
+$(FC_HARD_OUT): $(FC_OUT) scripts/fc_hard_negatives.py scripts/prepare_xlam.py | $(VENV)/.installed
+	$(PY) -m scripts.fc_hard_negatives
+
 $(XLAM_GRPO_SAMPLE): scripts/gen_xlam_sample.py | $(VENV)/.installed
 	$(PY) -m scripts.gen_xlam_sample --output $@ --rows 600 --seed 1
 
@@ -111,7 +116,7 @@ $(FOLLOWUP_RAW): data/bank/question_bank.json scripts/gen_followup_data.py scrip
 $(FOLLOWUP_OUT) &: $(FOLLOWUP_RAW) scripts/prepare_followup.py data/schema/followup_decision.schema.json | $(VENV)/.installed
 	$(PY) -m scripts.prepare_followup --input $(FOLLOWUP_RAW)
 
-data: $(VENV)/.installed $(INTERVIEW_OUT) $(FC_OUT) $(FC_GRPO_OUT) $(FOLLOWUP_OUT) ## generate and convert the datasets (XLAM_INPUT=real xlam file), register them
+data: $(VENV)/.installed $(INTERVIEW_OUT) $(FC_OUT) $(FC_HARD_OUT) $(FC_GRPO_OUT) $(FOLLOWUP_OUT) ## generate and convert the datasets (XLAM_INPUT=real xlam file), register them
 
 sft: model data ## train RECIPE with llamafactory-cli; a killed run resumes, a finished one is kept (ARGS="key=value ...")
 	$(PY) -m scripts.sft $(RECIPE) $(PRECISION_OVERRIDE) $(ARGS)

@@ -7,6 +7,7 @@ bf16 is set and refuses on a machine without a bf16 GPU; the test answers that o
 """
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -151,6 +152,16 @@ def test_the_fc_cpu_recipe_adapts_every_projection_of_the_last_15_layers(smollm2
     assert projections == {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                            "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"}
     assert len(targets) == 15 * 7
+
+
+def test_the_fc_cpu_recipe_trains_one_epoch_of_its_datasets():
+    """max_steps is set by hand (a step count is what the 20 minutes are measured in): adding rows to the
+    recipe's datasets without it would train on part of them."""
+    config = yaml.safe_load((REPO / "configs/fc_smollm2_lora_sft_cpu.yaml").read_text(encoding="utf-8"))
+    rows = sum(len(json.loads((REPO / DATASET_INFO[name.strip()]["file_name"]).read_text(encoding="utf-8")))
+               for name in config["dataset"].split(","))
+    batch = config["per_device_train_batch_size"] * config["gradient_accumulation_steps"]
+    assert config["max_steps"] == math.ceil(rows / batch)
 
 
 def test_every_reference_call_of_the_fc_sample_fits_the_eval_and_grpo_budgets(smollm2):
