@@ -41,8 +41,9 @@ def bar_chart(path: Path, results: dict[str, dict], keys: list[str], title: str,
         bars = ax.bar([x + n * width for x in range(len(keys))], values, width, label=name,
                       yerr=errors, capsize=2 if errors else 0)
         ax.bar_label(bars, fmt="%.1f", fontsize=7)
-    ax.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(keys))], [k.upper() for k in keys],
-                  fontsize=8)
+    # one word a line: BFCL's eleven long category names overlap on one line
+    ax.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(keys))],
+                  [k.upper().replace("_", "\n") for k in keys], fontsize=8)
     ax.set_ylabel("score (x100)" + (", 95% CI" if intervals else ""))
     ax.set_title(title)
     ax.legend()

@@ -158,8 +158,10 @@ def test_the_fc_cpu_recipe_trains_one_epoch_of_its_datasets():
     """max_steps is set by hand (a step count is what the 20 minutes are measured in): adding rows to the
     recipe's datasets without it would train on part of them."""
     config = yaml.safe_load((REPO / "configs/fc_smollm2_lora_sft_cpu.yaml").read_text(encoding="utf-8"))
-    rows = sum(len(json.loads((REPO / DATASET_INFO[name.strip()]["file_name"]).read_text(encoding="utf-8")))
-               for name in config["dataset"].split(","))
+    files = [REPO / DATASET_INFO[name.strip()]["file_name"] for name in config["dataset"].split(",")]
+    if not all(path.is_file() for path in files):
+        pytest.fail("the fc datasets are missing: run `make data` (make test does it)")
+    rows = sum(len(json.loads(path.read_text(encoding="utf-8"))) for path in files)
     batch = config["per_device_train_batch_size"] * config["gradient_accumulation_steps"]
     assert config["max_steps"] == math.ceil(rows / batch)
 
