@@ -113,9 +113,10 @@ def test_gpu_profiles_match_the_documented_settings(task):
 def test_function_calling_recipes_train_on_the_tools_dataset():
     for recipe in sorted((REPO / "configs").glob("fc_*_sft_*.yaml")):
         config = yaml.safe_load(recipe.read_text(encoding="utf-8"))
-        entry = DATASET_INFO[config["dataset"]]
-        assert entry["columns"].get("tools") == "tools", recipe.name
-        assert entry["tags"]["function_tag"] == "function_call", recipe.name
+        for name in config["dataset"].split(","):  # every dataset of the mix carries its tools
+            entry = DATASET_INFO[name.strip()]
+            assert entry["columns"].get("tools") == "tools", (recipe.name, name)
+            assert entry["tags"]["function_tag"] == "function_call", (recipe.name, name)
 
 
 def listed_targets(config: dict) -> list[str]:
