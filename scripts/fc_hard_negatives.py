@@ -7,8 +7,8 @@ parameter name with the ones it needs (a city, a date, a text) but cannot serve 
 
 Why: the no-call rows of the converted data offer tools drawn at random, which are easy to decline; the
 declines a small model misses are queries near an offered tool ("Italian food in Seoul" offered only
-get_weather: both take a city). Adding 110 such rows to the CPU recipe took the declines from 13 to 14 of 17
-at seeds 7 and 42 and exact match from 80.00 / 74.17 to 83.33 / 83.33 (docs/evaluation.md, run 12).
+get_weather: both take a city). Adding 110 such rows to the CPU recipe took the declines from 13 / 10 to 14 / 14
+of 17 and exact match from 80.00 / 74.17 to 83.33 / 83.33 at seeds 7 / 42 (docs/evaluation.md, run 12).
 
 How a row is made: a training row that ends in calls, whose query is not also a val query, is a candidate
 when some tool of the training split (neither a tool it calls nor a stand-in for one) declares a parameter
@@ -32,6 +32,7 @@ import contextlib
 import json
 import os
 import random
+import sys
 from pathlib import Path
 from typing import Iterable
 
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         made, candidates = hard_negatives(read_split(args.train), read_split(args.val), args.rows, args.seed,
                                           stand_ins)
     except InputError as exc:
-        print(f"fc_hard_negatives: error: {exc}")
+        print(f"fc_hard_negatives: error: {exc}", file=sys.stderr)
         return 1
     info_path = registry_for(args.output.parent, args.dataset_info)
     with dataset_lock(info_path) if info_path else contextlib.nullcontext():

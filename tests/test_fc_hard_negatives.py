@@ -108,7 +108,7 @@ def test_a_row_the_converter_did_not_write_is_named_by_file_row_and_id(tmp_path,
     (tmp_path / "val.json").write_text(json.dumps(val), encoding="utf-8")
     code = hard.main(["--train", str(tmp_path / "train.json"), "--val", str(tmp_path / "val.json"),
                       "--output", str(tmp_path / "out.json")])
-    message = capsys.readouterr().out
+    message = capsys.readouterr().err
     assert code == 1 and "train.json: row 3 (id odd)" in message
     assert not (tmp_path / "out.json").exists()
 
@@ -121,4 +121,4 @@ def test_stand_in_file_must_be_lists_of_names(tmp_path, split, capsys):
     groups.write_text('{"a": 1}', encoding="utf-8")
     code = hard.main(["--train", str(tmp_path / "train.json"), "--val", str(tmp_path / "val.json"),
                       "--output", str(tmp_path / "out.json"), "--stand-ins", str(groups)])
-    assert code == 1 and "lists of tool names" in capsys.readouterr().out
+    assert code == 1 and "lists of tool names" in capsys.readouterr().err
