@@ -319,19 +319,27 @@ def write_split(rows: list[dict], args: argparse.Namespace, entry: dict, variant
     train, val = fixed["train"] + train, fixed["val"] + val
     stem = f"{variant}_" if variant else ""
     paths = {split: args.output_dir / f"{stem}{split}.json" for split in ("train", "val")}
-    info_path = registry_for(args.output_dir, args.dataset_info)
-    with dataset_lock(info_path) if info_path else contextlib.nullcontext():
-        write_json(paths["train"], train)
-        write_json(paths["val"], val)
-        if info_path:  # LLaMA-Factory reads file_name relative to the registry's folder (the recipe's dataset_dir)
-            register_datasets(info_path=info_path, entries={
-                f"{args.name}_{stem}{split}": {"file_name": os.path.relpath(Path(path).resolve(),
-                                                                            Path(info_path).resolve().parent),
-                                               **entry} for split, path in paths.items()
-            })
+    info_path = write_registered({f"{args.name}_{stem}train": (paths["train"], train),
+                                  f"{args.name}_{stem}val": (paths["val"], val)},
+                                 entry, args.output_dir, args.dataset_info)
     summary = f"{len(train)} train -> {paths['train']}, {len(val)} val -> {paths['val']}"
     return summary if info_path else \
         f"{summary}; not registered (outside the repo: --dataset-info FILE registers them there)"
+
+
+def write_registered(datasets: dict[str, tuple[Path, list]], entry: dict, output_dir: Path,
+                     dataset_info: Path | None) -> Path | None:
+    """Write each dataset's rows and register it under its name (entry: the dataset_info fields besides
+    file_name) in the registry registry_for picks, under its lock. Returns that registry, None if none."""
+    info_path = registry_for(output_dir, dataset_info)
+    with dataset_lock(info_path) if info_path else contextlib.nullcontext():
+        for path, rows in datasets.values():
+            write_json(path, rows)
+        if info_path:  # LLaMA-Factory reads file_name relative to the registry's folder (the recipe's dataset_dir)
+            register_datasets(info_path=info_path, entries={
+                name: {"file_name": os.path.relpath(Path(path).resolve(), Path(info_path).resolve().parent),
+                       **entry} for name, (path, _) in datasets.items()})
+    return info_path
 
 
 def registry_for(output_dir: Path, dataset_info: Path | None) -> Path | None:

@@ -28,30 +28,19 @@ when the output is inside the repo, or in --dataset-info FILE.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import random
 import sys
 from pathlib import Path
 from typing import Iterable
 
-from scripts.common import (
-    InputError,
-    dataset_lock,
-    read_rows,
-    register_datasets,
-    registry_for,
-    relative_to_repo,
-    write_json,
-)
+from scripts.common import InputError, read_rows, relative_to_repo, write_registered
 from scripts.gen_xlam_sample import STAND_INS
-from scripts.prepare_xlam import TAGS, decline_reply
+from scripts.prepare_xlam import DATASET_ENTRY, decline_reply
 
 DEFAULT_TRAIN = Path("data/fc/train.json")
 DEFAULT_VAL = Path("data/fc/val.json")
 DEFAULT_OUTPUT = Path("data/fc/hard_negatives.json")
-ENTRY = {"formatting": "sharegpt", "columns": {"messages": "conversations", "tools": "tools"}, "tags": TAGS}
 
 
 def tool_pool(rows: list[dict]) -> dict[str, dict]:
@@ -160,12 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"fc_hard_negatives: error: {exc}", file=sys.stderr)
         return 1
-    info_path = registry_for(args.output.parent, args.dataset_info)
-    with dataset_lock(info_path) if info_path else contextlib.nullcontext():
-        write_json(args.output, made)
-        if info_path:
-            register_datasets(info_path=info_path, entries={args.name: {
-                "file_name": os.path.relpath(args.output.resolve(), Path(info_path).resolve().parent), **ENTRY}})
+    info_path = write_registered({args.name: (args.output, made)}, DATASET_ENTRY, args.output.parent,
+                                 args.dataset_info)
     where = f"registered as {args.name} in {relative_to_repo(info_path)}" if info_path else \
         "not registered (outside the repo: --dataset-info FILE registers it there)"
     print(f"fc_hard_negatives: {len(made)} rows (of {candidates} candidates) -> {args.output}; {where}")

@@ -68,6 +68,10 @@ TAGS = {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assist
         "observation_tag": "observation", "function_tag": "function_call"}
 
 
+# The dataset_info.json fields of a converted file besides file_name (also scripts.fc_hard_negatives' rows).
+DATASET_ENTRY = {"formatting": "sharegpt", "columns": {"messages": "conversations", "tools": "tools"}, "tags": TAGS}
+
+
 class RowError(Exception):
     def __init__(self, field: str, reason: str):
         super().__init__(reason)
@@ -336,8 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     held_out = []
     if args.split == "tools":
         rows, held_out = split_by_tools(rows, args.val_ratio, args.seed)
-    split = write_split(rows, args, {"formatting": "sharegpt",
-                                     "columns": {"messages": "conversations", "tools": "tools"}, "tags": TAGS})
+    split = write_split(rows, args, DATASET_ENTRY)
     report("prepare_xlam", read, len(rows), rejections,
            f" ({split}; {stats['parallel']} parallel, {stats['no_call']} needing no call, "
            f"{stats['untyped_parameters']} untyped parameters, "
